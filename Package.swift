@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Dependency order (DESIGN.md):
+// CBLAS <- SlothCore <- SlothFormats <- SlothModels <- SlothTraining <- Sloth <- sloth
+// SlothTokenizers, SlothTemplates beside them (no tensors).
+let package = Package(
+    name: "Sloth",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "Sloth", targets: ["Sloth"]),
+        .executable(name: "sloth", targets: ["sloth"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .target(name: "SlothCore", dependencies: ["CBLAS"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        .target(name: "SlothFormats", dependencies: ["SlothCore"]),
+        .target(name: "SlothTokenizers", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        .target(name: "SlothTemplates"),
+        .target(name: "SlothModels", dependencies: ["SlothCore", "SlothFormats"]),
+        .target(name: "SlothTraining", dependencies: ["SlothCore", "SlothFormats", "SlothModels", "SlothTokenizers", "SlothTemplates"]),
+        .target(name: "Sloth", dependencies: ["SlothCore", "SlothFormats", "SlothModels", "SlothTraining", "SlothTokenizers", "SlothTemplates"]),
+        .executableTarget(name: "sloth", dependencies: ["Sloth", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+
+        .testTarget(name: "SlothCoreTests", dependencies: ["SlothCore"]),
+        .testTarget(name: "SlothFormatsTests", dependencies: ["SlothFormats"]),
+        .testTarget(name: "SlothTokenizersTests", dependencies: ["SlothTokenizers"]),
+        .testTarget(name: "SlothTemplatesTests", dependencies: ["SlothTemplates"]),
+        .testTarget(name: "SlothModelsTests", dependencies: ["SlothModels"]),
+        .testTarget(name: "SlothTrainingTests", dependencies: ["SlothTraining"]),
+        .testTarget(name: "SlothCLITests", dependencies: ["Sloth"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,17 @@
+import ArgumentParser
+
+/// The `sloth` command: one subcommand per file in this folder.
+@main
+struct SlothCLI: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sloth",
+        abstract: "Fine-tune Llama-family models with long context on little memory.",
+        discussion: """
+        Examples:
+          sloth train --model models/tiny-llama --data data.jsonl --output out/adapter
+          sloth tokenizer encode --tokenizer models/tiny-llama < rows.jsonl
+          sloth template render --template chatml --messages conv.json
+        """,
+        subcommands: [TrainCommand.self, TokenizerCommand.self, TemplateCommand.self]
+    )
+}

@@ -1,0 +1,4 @@
+import Testing
+@testable import SlothCore
+
+@Test func slothCoreBuilds() { #expect(Bool(true)) }

@@ -1,0 +1,4 @@
+import Testing
+@testable import SlothFormats
+
+@Test func slothFormatsBuilds() { #expect(Bool(true)) }

@@ -1,0 +1,4 @@
+import Testing
+@testable import SlothModels
+
+@Test func slothModelsBuilds() { #expect(Bool(true)) }

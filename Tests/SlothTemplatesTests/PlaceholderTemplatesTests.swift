@@ -1,0 +1,4 @@
+import Testing
+@testable import SlothTemplates
+
+@Test func slothTemplatesBuilds() { #expect(Bool(true)) }

@@ -1,0 +1,4 @@
+import Testing
+@testable import SlothTokenizers
+
+@Test func slothTokenizersBuilds() { #expect(Bool(true)) }

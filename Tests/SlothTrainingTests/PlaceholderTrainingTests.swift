@@ -1,0 +1,4 @@
+import Testing
+@testable import SlothTraining
+
+@Test func slothTrainingBuilds() { #expect(Bool(true)) }
