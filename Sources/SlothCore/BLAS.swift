@@ -18,3 +18,18 @@ public enum BLAS {
     /// Sets the number of threads BLAS uses.
     public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
 }
+
+extension BLAS {
+    /// Number of threads OpenBLAS uses now.
+    public static var threads: Int { Int(openblas_get_num_threads()) }
+
+    /// Runs `body` with OpenBLAS single-threaded: for regions that parallelise over small products themselves.
+    @inlinable
+    public static func singleThreaded<R>(_ body: () throws -> R) rethrows -> R {
+        let before = threads
+        if before == 1 { return try body() }
+        setThreads(1)
+        defer { setThreads(before) }
+        return try body()
+    }
+}

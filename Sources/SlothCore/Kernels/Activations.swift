@@ -1,0 +1,65 @@
+import Foundation
+
+// N*F elements: gate e, up g, hidden h = act(e) * g.
+
+/// Gated MLP activations: SwiGLU (Llama, Mistral, Qwen 2) and GeGLU with tanh GELU (Gemma).
+public enum GatedActivation: String, Sendable {
+    case swiglu
+    case gegluTanh
+
+    /// h = act(gate) * up over n elements.
+    public func forward(out: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count n: Int) {
+        switch self {
+        case .swiglu:
+            Parallel.forRange(n, minChunk: 1 << 14) { r in
+                for i in r {
+                    let e = gate[i]
+                    out[i] = e / (1 + (-e).exp) * up[i]
+                }
+            }
+        case .gegluTanh:
+            Parallel.forRange(n, minChunk: 1 << 14) { r in
+                for i in r {
+                    let e = gate[i]
+                    let t = Foundation.tanh(GatedActivation.c * (e + 0.044715 * e * e * e))
+                    out[i] = 0.5 * e * (1 + t) * up[i]
+                }
+            }
+        }
+    }
+
+    /// dGate, dUp assigned from dOut.
+    public func backward(dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
+                         gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count n: Int) {
+        switch self {
+        case .swiglu:
+            Parallel.forRange(n, minChunk: 1 << 14) { r in
+                for i in r {
+                    let e = gate[i], g = up[i], dh = dOut[i]
+                    let s = 1 / (1 + (-e).exp)
+                    let f = e * s
+                    dUp[i] = dh * f
+                    dGate[i] = dh * g * s * (1 + e * (1 - s))
+                }
+            }
+        case .gegluTanh:
+            Parallel.forRange(n, minChunk: 1 << 14) { r in
+                for i in r {
+                    let e = gate[i], g = up[i], dh = dOut[i]
+                    let inner = GatedActivation.c * (e + 0.044715 * e * e * e)
+                    let t = Foundation.tanh(inner)
+                    let f = 0.5 * e * (1 + t)
+                    let df = 0.5 * (1 + t) + 0.5 * e * (1 - t * t) * GatedActivation.c * (1 + 3 * 0.044715 * e * e)
+                    dUp[i] = dh * f
+                    dGate[i] = dh * g * df
+                }
+            }
+        }
+    }
+
+    @usableFromInline static let c: Float = (2 / Float.pi).squareRoot()
+}
+
+extension Float {
+    @inlinable var exp: Float { Foundation.exp(self) }
+}

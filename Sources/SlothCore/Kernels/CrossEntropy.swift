@@ -1,0 +1,73 @@
+import Foundation
+
+// N = tokens, D = hidden, V = vocab, C = rows per chunk.
+
+/// Cross-entropy over the LM head, chunked over tokens: the N x V logits never exist. Rows whose
+/// target is -100 are dropped before the projection. Loss = -log softmax(h W^T)[target].
+public enum CrossEntropy {
+    /// Rows per chunk (C x V floats of workspace).
+    public static var chunkRows = 128
+
+    /// Returns the summed loss over valid rows. Writes dHidden (N, D) = dLoss/dh * gradScale (rows with
+    /// no target get 0), and accumulates dWeight (V, D) when given.
+    /// targets: (N) next-token ids already shifted, -100 to ignore.
+    public static func forwardBackward(hidden: UnsafePointer<Float>, weight: UnsafePointer<Float>, targets: [Int32],
+                                       tokens n: Int, dim d: Int, vocab v: Int, gradScale: Float,
+                                       dHidden: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>? = nil,
+                                       softcap: Float? = nil) -> Double {
+        let valid = (0..<n).filter { targets[$0] != -100 }
+        if let dHidden { dHidden.update(repeating: 0, count: n * d) }
+        var total: Double = 0
+        let C = chunkRows
+        let x = UnsafeMutablePointer<Float>.allocate(capacity: C * d)
+        let z = UnsafeMutablePointer<Float>.allocate(capacity: C * v)
+        let dx = UnsafeMutablePointer<Float>.allocate(capacity: C * d)
+        defer { x.deallocate(); z.deallocate(); dx.deallocate() }
+        var start = 0
+        while start < valid.count {
+            let rows = Array(valid[start..<min(valid.count, start + C)])
+            let c = rows.count
+            for (r, t) in rows.enumerated() { (x + r * d).update(from: hidden + t * d, count: d) }
+            BLAS.sgemm(transA: false, transB: true, m: c, n: v, k: d, a: x, lda: d, b: weight, ldb: d, c: z, ldc: v)
+            var losses = [Double](repeating: 0, count: c)
+            losses.withUnsafeMutableBufferPointer { lossBuf in
+                Parallel.forRange(c) { range in
+                    for r in range {
+                        let row = z + r * v
+                        if let cap = softcap { for j in 0..<v { row[j] = cap * Foundation.tanh(row[j] / cap) } }
+                        var m = -Float.infinity
+                        for j in 0..<v { m = max(m, row[j]) }
+                        var sum: Float = 0
+                        for j in 0..<v { sum += Foundation.exp(row[j] - m) }
+                        let lse = m + Foundation.log(sum)
+                        let target = Int(targets[rows[r]])
+                        lossBuf[r] = Double(lse - row[target])
+                        // dz = (softmax - onehot) * scale (through the softcap when present)
+                        for j in 0..<v {
+                            var g = Foundation.exp(row[j] - lse) * gradScale
+                            if j == target { g -= gradScale }
+                            if let cap = softcap { let t = row[j] / cap; g *= (1 - t * t) }
+                            row[j] = g
+                        }
+                    }
+                }
+            }
+            total += losses.reduce(0, +)
+            if let dHidden {
+                BLAS.sgemm(transA: false, transB: false, m: c, n: d, k: v, a: z, lda: v, b: weight, ldb: d, c: dx, ldc: d)
+                for (r, t) in rows.enumerated() { (dHidden + t * d).update(from: dx + r * d, count: d) }
+            }
+            if let dWeight {
+                BLAS.sgemm(transA: true, transB: false, m: v, n: d, k: c, a: z, lda: v, b: x, ldb: d, beta: 1, c: dWeight, ldc: d)
+            }
+            start += c
+        }
+        return total
+    }
+
+    /// Logits (rows, V) = hidden rows W^T, for inference and tests.
+    public static func logits(out: UnsafeMutablePointer<Float>, hidden: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                              tokens n: Int, dim d: Int, vocab v: Int) {
+        BLAS.sgemm(transA: false, transB: true, m: n, n: v, k: d, a: hidden, lda: d, b: weight, ldb: d, c: out, ldc: v)
+    }
+}

@@ -1,0 +1,31 @@
+import Foundation
+
+/// A parallel-for over all cores, in contiguous chunks.
+public enum Parallel {
+    /// Number of worker threads (cores unless SLOTH_THREADS is set).
+    public static let threads: Int = {
+        if let s = ProcessInfo.processInfo.environment["SLOTH_THREADS"], let n = Int(s), n > 0 { return n }
+        return max(1, ProcessInfo.processInfo.activeProcessorCount)
+    }()
+
+    /// Calls `body(range)` over disjoint chunks covering 0..<count, in parallel.
+    /// `minChunk` keeps tiny loops on one thread.
+    @inlinable
+    public static func forRange(_ count: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+        if count <= 0 { return }
+        let chunks = min(threads, max(1, count / max(minChunk, 1)))
+        if chunks <= 1 { body(0..<count); return }
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let lo = count * c / chunks, hi = count * (c + 1) / chunks
+            if lo < hi { body(lo..<hi) }
+        }
+    }
+
+    /// Calls `body(i)` for each i in 0..<count, in parallel (dynamic: one task per index).
+    @inlinable
+    public static func forEach(_ count: Int, _ body: (Int) -> Void) {
+        if count <= 0 { return }
+        if count == 1 || threads == 1 { for i in 0..<count { body(i) }; return }
+        DispatchQueue.concurrentPerform(iterations: count, execute: body)
+    }
+}

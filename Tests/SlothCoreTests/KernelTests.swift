@@ -1,0 +1,166 @@
+import Testing
+import Foundation
+@testable import SlothCore
+
+/// Deterministic pseudo-random floats in [-1, 1).
+struct Rand {
+    var state: UInt64
+    init(_ seed: UInt64) { state = seed &* 6364136223846793005 &+ 1442695040888963407 }
+    mutating func next() -> Float {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return Float(Int64(bitPattern: state >> 11) % 2_000_000) / 1_000_000 - 1
+    }
+    mutating func array(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in next() * scale } }
+}
+
+func maxRelDiff(_ a: [Float], _ b: [Float]) -> Float {
+    precondition(a.count == b.count)
+    let scale = max(b.map { abs($0) }.max() ?? 0, 1e-6)
+    return zip(a, b).map { abs($0 - $1) }.max().map { $0 / scale } ?? 0
+}
+
+/// Central-difference gradient of f at x (Double accumulation over a Float function).
+func numericGradient(_ x: [Float], eps: Float = 1e-2, _ f: ([Float]) -> Double) -> [Float] {
+    var g = [Float](repeating: 0, count: x.count)
+    var xx = x
+    for i in 0..<x.count {
+        xx[i] = x[i] + eps; let fp = f(xx)
+        xx[i] = x[i] - eps; let fm = f(xx)
+        xx[i] = x[i]
+        g[i] = Float((fp - fm) / Double(2 * eps))
+    }
+    return g
+}
+
+func runAttention(_ q: [Float], _ k: [Float], _ v: [Float], _ s: Attention.Shape) -> ([Float], [Float]) {
+    let n = s.batch * s.tokens
+    var out = [Float](repeating: 0, count: n * s.heads * s.headDim)
+    var lse = [Float](repeating: 0, count: s.batch * s.heads * s.tokens)
+    Attention.forward(out: &out, lse: &lse, q: q, k: k, v: v, shape: s)
+    return (out, lse)
+}
+
+@Test(arguments: [
+    (1, 1, 1, 1, 4, nil as Int?, false), (1, 3, 2, 1, 8, nil, false), (2, 17, 4, 2, 16, nil, false),
+    (1, 70, 3, 3, 5, nil, false), (2, 130, 4, 1, 8, 7, false), (1, 33, 2, 2, 4, 40, false), (2, 50, 2, 1, 8, nil, true),
+])
+func attentionMatchesReference(b: Int, t: Int, h: Int, kv: Int, e: Int, window: Int?, packed: Bool) {
+    var r = Rand(UInt64(b * 1000 + t * 10 + h))
+    let n = b * t
+    let q = r.array(n * h * e), k = r.array(n * kv * e), v = r.array(n * kv * e)
+    let segs: [Int32]? = packed ? (0..<n).map { Int32(($0 % t) / 13) } : nil
+    let s = Attention.Shape(batch: b, tokens: t, heads: h, kvHeads: kv, headDim: e, window: window, scale: 1 / Float(e).squareRoot(), segments: segs)
+    let (out, _) = runAttention(q, k, v, s)
+    let ref = Reference.attention(q: q, k: k, v: v, shape: s)
+    let d = maxRelDiff(out, ref)
+    print("attention b\(b) t\(t) h\(h) kv\(kv) e\(e) window \(String(describing: window)) packed \(packed): max rel diff \(d)")
+    #expect(d < 1e-5)
+}
+
+@Test(arguments: [(1, 5, 2, 1, 4, nil as Int?, false), (2, 70, 2, 1, 4, 9, false), (1, 67, 4, 2, 3, nil, true)])
+func attentionBackwardMatchesNumeric(b: Int, t: Int, h: Int, kv: Int, e: Int, window: Int?, packed: Bool) {
+    var r = Rand(77)
+    let n = b * t
+    let q = r.array(n * h * e), k = r.array(n * kv * e), v = r.array(n * kv * e)
+    let w = r.array(n * h * e)
+    let segs: [Int32]? = packed ? (0..<n).map { Int32(($0 % t) / 20) } : nil
+    let s = Attention.Shape(batch: b, tokens: t, heads: h, kvHeads: kv, headDim: e, window: window, scale: 0.7, segments: segs)
+    let (out, lse) = runAttention(q, k, v, s)
+    var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
+    Attention.backward(dq: &dq, dk: &dk, dv: &dv, dOut: w, q: q, k: k, v: v, out: out, lse: lse, shape: s)
+    func loss(_ q: [Float], _ k: [Float], _ v: [Float]) -> Double {
+        zip(Reference.attention(q: q, k: k, v: v, shape: s), w).reduce(0) { $0 + Double($1.0) * Double($1.1) }
+    }
+    // Check a subset of coordinates (the full numeric gradient is slow in debug builds).
+    let idx = Array(stride(from: 0, to: q.count, by: max(1, q.count / 40)))
+    for (name, x, g) in [("q", q, dq), ("k", k, dk), ("v", v, dv)] {
+        var worst: Float = 0
+        let gmax = max(g.map { abs($0) }.max() ?? 0, 1e-3)
+        for i in idx where i < x.count {
+            var xp = x, xm = x
+            xp[i] += 1e-2; xm[i] -= 1e-2
+            let f: (([Float]) -> Double) = { y in name == "q" ? loss(y, k, v) : name == "k" ? loss(q, y, v) : loss(q, k, y) }
+            let num = Float((f(xp) - f(xm)) / 2e-2)
+            worst = max(worst, abs(num - g[i]) / gmax)
+        }
+        print("attention backward d\(name): max rel diff \(worst)")
+        #expect(worst < 2e-3)
+    }
+}
+
+@Test(arguments: [Float(0), 1])
+func rmsnormForwardBackward(offset: Float) {
+    var r = Rand(5)
+    let rows = 3, dim = 17
+    let x = r.array(rows * dim), w = r.array(dim), dy = r.array(rows * dim)
+    var y = [Float](repeating: 0, count: x.count), rstd = [Float](repeating: 0, count: rows)
+    RMSNorm.forward(out: &y, rstd: &rstd, input: x, weight: w, rows: rows, dim: dim, eps: 1e-5, offset: offset)
+    let d = maxRelDiff(y, Reference.rmsnorm(x, w, rows: rows, dim: dim, eps: 1e-5, offset: offset))
+    #expect(d < 1e-6)
+    var dx = [Float](repeating: 0, count: x.count), dw = [Float](repeating: 0, count: dim)
+    RMSNorm.backward(dInput: &dx, dWeight: &dw, dOut: dy, input: x, weight: w, rstd: rstd, rows: rows, dim: dim, offset: offset)
+    let f: ([Float], [Float]) -> Double = { x, w in
+        zip(Reference.rmsnorm(x, w, rows: rows, dim: dim, eps: 1e-5, offset: offset), dy).reduce(0) { $0 + Double($1.0 * $1.1) }
+    }
+    let ndx = numericGradient(x, eps: 1e-3) { f($0, w) }, ndw = numericGradient(w, eps: 1e-3) { f(x, $0) }
+    print("rmsnorm offset \(offset): forward \(d), dx \(maxRelDiff(dx, ndx)), dw \(maxRelDiff(dw, ndw))")
+    #expect(maxRelDiff(dx, ndx) < 1e-3)
+    #expect(maxRelDiff(dw, ndw) < 1e-3)
+}
+
+@Test(arguments: [GatedActivation.swiglu, .gegluTanh])
+func activationBackward(act: GatedActivation) {
+    var r = Rand(9)
+    let n = 37
+    let e = r.array(n, scale: 3), g = r.array(n, scale: 2), dh = r.array(n)
+    var de = [Float](repeating: 0, count: n), dg = de
+    act.backward(dGate: &de, dUp: &dg, dOut: dh, gate: e, up: g, count: n)
+    func f(_ e: [Float], _ g: [Float]) -> Double {
+        var h = [Float](repeating: 0, count: n)
+        act.forward(out: &h, gate: e, up: g, count: n)
+        return zip(h, dh).reduce(0) { $0 + Double($1.0 * $1.1) }
+    }
+    let nde = numericGradient(e, eps: 1e-3) { f($0, g) }, ndg = numericGradient(g, eps: 1e-3) { f(e, $0) }
+    print("\(act) backward: de \(maxRelDiff(de, nde)), dg \(maxRelDiff(dg, ndg))")
+    #expect(maxRelDiff(de, nde) < 2e-3)
+    #expect(maxRelDiff(dg, ndg) < 2e-3)
+}
+
+@Test func crossEntropyChunkedMatchesReference() {
+    var r = Rand(11)
+    let n = 300, d = 8, v = 50
+    let h = r.array(n * d), w = r.array(v * d)
+    let targets: [Int32] = (0..<n).map { $0 % 7 == 0 ? -100 : Int32($0 % v) }
+    let valid = targets.filter { $0 != -100 }.count
+    CrossEntropy.chunkRows = 64
+    var dh = [Float](repeating: 0, count: n * d), dw = [Float](repeating: 0, count: v * d)
+    let sum = CrossEntropy.forwardBackward(hidden: h, weight: w, targets: targets, tokens: n, dim: d, vocab: v,
+                                           gradScale: 1 / Float(valid), dHidden: &dh, dWeight: &dw)
+    let ref = Reference.crossEntropy(logits: Reference.matmulABt(h, w, m: n, n: v, k: d), targets: targets, vocab: v)
+    print("cross-entropy: loss \(sum / Double(valid)) reference \(ref)")
+    #expect(abs(sum / Double(valid) - ref) < 1e-5)
+    let sub = Array(h[0..<(d * 9)])
+    let ndh = numericGradient(sub, eps: 1e-2) { x in
+        var hh = h; for i in 0..<x.count { hh[i] = x[i] }
+        return Reference.crossEntropy(logits: Reference.matmulABt(hh, w, m: n, n: v, k: d), targets: targets, vocab: v)
+    }
+    #expect(maxRelDiff(Array(dh[0..<(d * 9)]), ndh) < 2e-3)
+    let ndw = numericGradient(w, eps: 1e-2) { w in
+        Reference.crossEntropy(logits: Reference.matmulABt(h, w, m: n, n: v, k: d), targets: targets, vocab: v)
+    }
+    print("cross-entropy dw max rel diff \(maxRelDiff(dw, ndw))")
+    #expect(maxRelDiff(dw, ndw) < 2e-3)
+}
+
+@Test func ropeInverseUndoesForward() {
+    let rope = RoPE(headDim: 8, theta: 10000, maxPositionEmbeddings: 64)
+    let pos: [Int32] = [0, 1, 5, 9]
+    let (c, s) = rope.tables(positions: pos)
+    var r = Rand(3)
+    let x = r.array(4 * 2 * 8)
+    var y = x
+    RoPE.apply(&y, cos: c, sin: s, tokens: 4, heads: 2, headDim: 8, rotaryDim: 8)
+    #expect(maxRelDiff(y, x) > 1e-2)
+    RoPE.apply(&y, cos: c, sin: s, tokens: 4, heads: 2, headDim: 8, rotaryDim: 8, inverse: true)
+    #expect(maxRelDiff(y, x) < 1e-6)
+}

@@ -1,4 +1,0 @@
-import Testing
-@testable import SlothCore
-
-@Test func slothCoreBuilds() { #expect(Bool(true)) }
