@@ -1,0 +1,170 @@
+import Foundation
+import SlothCore
+
+// N = tokens, I = in features, O = out features, R = rank.
+
+/// The linear modules of a decoder layer that LoRA can target, named as in HF / PEFT.
+public enum LinearModule: String, CaseIterable, Sendable {
+    case q = "q_proj", k = "k_proj", v = "v_proj", o = "o_proj", gate = "gate_proj", up = "up_proj", down = "down_proj"
+    /// "self_attn" or "mlp".
+    public var parent: String { switch self { case .q, .k, .v, .o: return "self_attn"; default: return "mlp" } }
+}
+
+/// LoRA hyper-parameters (PEFT's names in adapter_config.json).
+public struct LoRAConfig: Sendable, Equatable {
+    public var rank: Int = 8
+    public var alpha: Double = 16
+    public var dropout: Double = 0
+    public var useRSLoRA: Bool = false
+    public var targets: [LinearModule] = LinearModule.allCases
+    public init(rank: Int = 8, alpha: Double = 16, dropout: Double = 0, useRSLoRA: Bool = false, targets: [LinearModule] = LinearModule.allCases) {
+        self.rank = rank; self.alpha = alpha; self.dropout = dropout; self.useRSLoRA = useRSLoRA; self.targets = targets
+    }
+    /// s = alpha / r, or alpha / sqrt(r) with rsLoRA.
+    public var scale: Float { Float(useRSLoRA ? alpha / Double(rank).squareRoot() : alpha / Double(rank)) }
+}
+
+/// One LoRA pair on a frozen linear: y = x W^T + s * dropout(x) A^T B^T. A (R, I), B (O, R).
+public final class LoRAPair: @unchecked Sendable {
+    public let a: Tensor, b: Tensor          // (R, I), (O, R)
+    public let gradA: Tensor, gradB: Tensor
+    public let scale: Float
+    public let dropout: Float
+    /// Seeds the dropout masks of this module (masks are recomputed from (seed, step, index), never stored).
+    public let dropoutSeed: UInt64
+    public var rank: Int { a.shape[0] }
+
+    public init(a: Tensor, b: Tensor, scale: Float, dropout: Float = 0, dropoutSeed: UInt64 = 0) {
+        self.a = a; self.b = b; self.scale = scale; self.dropout = dropout; self.dropoutSeed = dropoutSeed
+        gradA = Tensor(a.shape); gradB = Tensor(b.shape)
+    }
+
+    /// PEFT's default init: A kaiming-uniform (a = sqrt(5), bound 1/sqrt(I)), B zero.
+    public static func initialised(inFeatures: Int, outFeatures: Int, config: LoRAConfig, rng: inout SplitMix64, dropoutSeed: UInt64) -> LoRAPair {
+        let a = Tensor([config.rank, inFeatures])
+        let bound = 1 / Float(inFeatures).squareRoot()
+        for i in 0..<a.count { a[i] = (rng.nextFloat() * 2 - 1) * bound }
+        return LoRAPair(a: a, b: Tensor([outFeatures, config.rank]), scale: config.scale, dropout: Float(config.dropout), dropoutSeed: dropoutSeed)
+    }
+}
+
+/// A frozen linear (W (O, I), optional bias) with an optional LoRA pair.
+public final class LinearLayer: @unchecked Sendable {
+    public let weight: Tensor
+    public let bias: Tensor?
+    public var lora: LoRAPair?
+    public var inFeatures: Int { weight.shape[1] }
+    public var outFeatures: Int { weight.shape[0] }
+
+    public init(weight: Tensor, bias: Tensor?) { self.weight = weight; self.bias = bias }
+
+    /// y (N, O) = x W^T + b + s * drop(x) A^T B^T. `xa` (N, R) receives drop(x) A^T for backward.
+    public func forward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows n: Int,
+                        xa: UnsafeMutablePointer<Float>?, dropoutStep: UInt64 = 0, scratch: Scratch) {
+        Linear.forward(out: out, input: input, weight: weight.data, bias: bias?.data, rows: n, inFeatures: inFeatures, outFeatures: outFeatures)
+        guard let lora, let xa else { return }
+        let r = lora.rank
+        let x = lora.dropout > 0 ? dropped(input, rows: n, step: dropoutStep, scratch: scratch) : input
+        BLAS.sgemm(transA: false, transB: true, m: n, n: r, k: inFeatures, a: x, lda: inFeatures, b: lora.a.data, ldb: inFeatures, c: xa, ldc: r)
+        BLAS.sgemm(transA: false, transB: true, m: n, n: outFeatures, k: r, alpha: lora.scale, a: xa, lda: r, b: lora.b.data, ldb: r,
+                   beta: 1, c: out, ldc: outFeatures)
+    }
+
+    /// dx (N, I) = dy W + drop'((s dy B) A), assigned or accumulated; accumulates LoRA gradients.
+    public func backward(dInput: UnsafeMutablePointer<Float>?, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>,
+                         xa: UnsafePointer<Float>?, rows n: Int, accumulate: Bool, dropoutStep: UInt64 = 0, scratch: Scratch) {
+        if let dInput {
+            Linear.backwardInput(dInput: dInput, dOut: dOut, weight: weight.data, rows: n, inFeatures: inFeatures, outFeatures: outFeatures, accumulate: accumulate)
+        }
+        guard let lora, let xa else { return }
+        let r = lora.rank
+        // dB += s dy^T xa
+        BLAS.sgemm(transA: true, transB: false, m: outFeatures, n: r, k: n, alpha: lora.scale, a: dOut, lda: outFeatures, b: xa, ldb: r,
+                   beta: 1, c: lora.gradB.data, ldc: r)
+        // g = s dy B (N, R)
+        let g = scratch.buffer(.loraGrad, n * r)
+        BLAS.sgemm(transA: false, transB: false, m: n, n: r, k: outFeatures, alpha: lora.scale, a: dOut, lda: outFeatures, b: lora.b.data, ldb: r,
+                   c: g, ldc: r)
+        let x = lora.dropout > 0 ? dropped(input, rows: n, step: dropoutStep, scratch: scratch) : input
+        // dA += g^T drop(x)
+        BLAS.sgemm(transA: true, transB: false, m: r, n: inFeatures, k: n, a: g, lda: r, b: x, ldb: inFeatures, beta: 1, c: lora.gradA.data, ldc: inFeatures)
+        guard let dInput else { return }
+        if lora.dropout > 0 {
+            let t = scratch.buffer(.loraInput, n * inFeatures)
+            BLAS.sgemm(transA: false, transB: false, m: n, n: inFeatures, k: r, a: g, lda: r, b: lora.a.data, ldb: inFeatures, c: t, ldc: inFeatures)
+            applyDropout(t, rows: n, step: dropoutStep)
+            Elementwise.add(dInput, t, count: n * inFeatures)
+        } else {
+            BLAS.sgemm(transA: false, transB: false, m: n, n: inFeatures, k: r, a: g, lda: r, b: lora.a.data, ldb: inFeatures, beta: 1, c: dInput, ldc: inFeatures)
+        }
+    }
+
+    /// drop(x) into scratch: each element kept with probability 1-p and scaled by 1/(1-p); the mask is a hash of (seed, step, index).
+    private func dropped(_ x: UnsafePointer<Float>, rows n: Int, step: UInt64, scratch: Scratch) -> UnsafePointer<Float> {
+        let t = scratch.buffer(.loraInput, n * inFeatures)
+        t.update(from: x, count: n * inFeatures)
+        applyDropout(t, rows: n, step: step)
+        return UnsafePointer(t)
+    }
+
+    private func applyDropout(_ t: UnsafeMutablePointer<Float>, rows n: Int, step: UInt64) {
+        guard let lora else { return }
+        let p = lora.dropout, keep = 1 / (1 - p)
+        let seed = lora.dropoutSeed &+ step &* 0x9E37_79B9_7F4A_7C15
+        for i in 0..<(n * inFeatures) {
+            let u = Float(SplitMix64.hash(seed &+ UInt64(i)) >> 40) / Float(1 << 24)
+            t[i] = u < p ? 0 : t[i] * keep
+        }
+    }
+
+    /// W + s B A: the plain linear this LoRA layer equals (for merging and tests).
+    public func fusedWeight() -> Tensor {
+        let w = Tensor(weight.shape)
+        w.copy(from: weight)
+        if let lora {
+            BLAS.sgemm(transA: false, transB: false, m: outFeatures, n: inFeatures, k: lora.rank, alpha: lora.scale,
+                       a: lora.b.data, b: lora.a.data, beta: 1, c: w.data)
+        }
+        return w
+    }
+}
+
+/// A small deterministic generator (SplitMix64) for initialisation, shuffling and dropout.
+public struct SplitMix64: Sendable {
+    public var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        return SplitMix64.mix(state)
+    }
+    /// Uniform in [0, 1).
+    public mutating func nextFloat() -> Float { Float(next() >> 40) / Float(1 << 24) }
+    @inlinable static func mix(_ z0: UInt64) -> UInt64 {
+        var z = z0
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// A stateless hash of x (counter-based randomness).
+    public static func hash(_ x: UInt64) -> UInt64 { mix(x &+ 0x9E37_79B9_7F4A_7C15) }
+}
+
+/// Reusable scratch buffers, keyed by purpose, grown on demand (no per-step allocation once warm).
+public final class Scratch: @unchecked Sendable {
+    public enum Slot: Int, CaseIterable { case loraGrad, loraInput, a, b, c, d, e, f, g }
+    private var buffers: [UnsafeMutablePointer<Float>?] = Array(repeating: nil, count: Slot.allCases.count)
+    private var sizes: [Int] = Array(repeating: 0, count: Slot.allCases.count)
+    public init() {}
+    public func buffer(_ slot: Slot, _ count: Int) -> UnsafeMutablePointer<Float> {
+        let i = slot.rawValue
+        if sizes[i] < count {
+            buffers[i]?.deallocate()
+            buffers[i] = UnsafeMutablePointer<Float>.allocate(capacity: count)
+            sizes[i] = count
+        }
+        return buffers[i]!
+    }
+    /// Bytes held.
+    public var bytes: Int { sizes.reduce(0, +) * 4 }
+    deinit { for b in buffers { b?.deallocate() } }
+}

@@ -1,0 +1,143 @@
+import Foundation
+import SlothCore
+
+// L = layers, D = hidden, H = heads, K = kv heads, E = head dim, F = intermediate, V = vocab.
+
+/// Where weights come from: a safetensors folder, a test's dictionary... Names are HF's.
+public protocol WeightSource {
+    /// A description for errors (the folder or file).
+    var location: String { get }
+    /// The tensor's shape, or nil when absent.
+    func shape(of name: String) throws -> [Int]?
+    /// The tensor converted to Float32 (row-major).
+    func floats(_ name: String) throws -> [Float]
+}
+
+/// An in-memory weight source (tests, and models built in code).
+public struct DictionaryWeights: WeightSource {
+    public var tensors: [String: (shape: [Int], values: [Float])]
+    public var location: String
+    public init(_ tensors: [String: (shape: [Int], values: [Float])], location: String = "<memory>") {
+        self.tensors = tensors; self.location = location
+    }
+    public func shape(of name: String) throws -> [Int]? { tensors[name]?.shape }
+    public func floats(_ name: String) throws -> [Float] {
+        guard let t = tensors[name] else { throw ModelError.missingTensor(file: location, tensor: name) }
+        return t.values
+    }
+}
+
+/// One decoder layer's weights.
+public final class DecoderLayer: @unchecked Sendable {
+    public let inputNorm: Tensor          // (D)
+    public let postAttentionNorm: Tensor  // (D)
+    public let q: LinearLayer             // (H*E, D)
+    public let k: LinearLayer             // (K*E, D)
+    public let v: LinearLayer             // (K*E, D)
+    public let o: LinearLayer             // (D, H*E)
+    public let gate: LinearLayer          // (F, D)
+    public let up: LinearLayer            // (F, D)
+    public let down: LinearLayer          // (D, F)
+
+    init(inputNorm: Tensor, postAttentionNorm: Tensor, q: LinearLayer, k: LinearLayer, v: LinearLayer, o: LinearLayer,
+         gate: LinearLayer, up: LinearLayer, down: LinearLayer) {
+        self.inputNorm = inputNorm; self.postAttentionNorm = postAttentionNorm
+        self.q = q; self.k = k; self.v = v; self.o = o; self.gate = gate; self.up = up; self.down = down
+    }
+
+    public func linear(_ m: LinearModule) -> LinearLayer {
+        switch m { case .q: return q; case .k: return k; case .v: return v; case .o: return o; case .gate: return gate; case .up: return up; case .down: return down }
+    }
+}
+
+/// A Llama-family decoder-only model in fp32: weights under HF names, LoRA pairs attached to its linears.
+public final class LanguageModel: @unchecked Sendable {
+    public let config: ModelConfig
+    public let embedTokens: Tensor        // (V, D)
+    public let layers: [DecoderLayer]
+    public let finalNorm: Tensor          // (D)
+    /// (V, D); the embedding itself when tied.
+    public let lmHead: Tensor
+    public private(set) var lora: LoRAConfig?
+
+    init(config: ModelConfig, embedTokens: Tensor, layers: [DecoderLayer], finalNorm: Tensor, lmHead: Tensor) {
+        self.config = config; self.embedTokens = embedTokens; self.layers = layers; self.finalNorm = finalNorm; self.lmHead = lmHead
+    }
+
+    /// Loads weights for `config` from `source`, checking every name and shape.
+    public static func load(config c: ModelConfig, weights source: WeightSource) throws -> LanguageModel {
+        func tensor(_ name: String, _ shape: [Int]) throws -> Tensor {
+            guard let found = try source.shape(of: name) else { throw ModelError.missingTensor(file: source.location, tensor: name) }
+            guard found == shape else { throw ModelError.wrongShape(file: source.location, tensor: name, expected: shape, found: found) }
+            return Tensor(shape, try source.floats(name))
+        }
+        func optional(_ name: String, _ shape: [Int], required: Bool) throws -> Tensor? {
+            if required { return try tensor(name, shape) }
+            return try source.shape(of: name) == nil ? nil : try tensor(name, shape)
+        }
+        let D = c.hiddenSize, HE = c.numAttentionHeads * c.headDim, KE = c.numKeyValueHeads * c.headDim, F = c.intermediateSize
+        let embed = try tensor("model.embed_tokens.weight", [c.vocabSize, D])
+        var layers: [DecoderLayer] = []
+        for i in 0..<c.numHiddenLayers {
+            let p = "model.layers.\(i)."
+            func lin(_ m: LinearModule, _ out: Int, _ inF: Int, bias: Bool) throws -> LinearLayer {
+                let base = p + m.parent + "." + m.rawValue
+                return LinearLayer(weight: try tensor(base + ".weight", [out, inF]),
+                                   bias: try optional(base + ".bias", [out], required: bias))
+            }
+            layers.append(DecoderLayer(
+                inputNorm: try tensor(p + "input_layernorm.weight", [D]),
+                postAttentionNorm: try tensor(p + "post_attention_layernorm.weight", [D]),
+                q: try lin(.q, HE, D, bias: c.qkvBias), k: try lin(.k, KE, D, bias: c.qkvBias), v: try lin(.v, KE, D, bias: c.qkvBias),
+                o: try lin(.o, D, HE, bias: c.attentionBias && c.architecture != .qwen2),
+                gate: try lin(.gate, F, D, bias: c.mlpBias), up: try lin(.up, F, D, bias: c.mlpBias), down: try lin(.down, D, F, bias: c.mlpBias)))
+        }
+        let norm = try tensor("model.norm.weight", [D])
+        let head = c.tieWordEmbeddings ? embed : try tensor("lm_head.weight", [c.vocabSize, D])
+        return LanguageModel(config: c, embedTokens: embed, layers: layers, finalNorm: norm, lmHead: head)
+    }
+
+    /// Attaches fresh LoRA pairs (PEFT init: A kaiming-uniform from `seed`, B zero) to the targeted linears.
+    public func addLoRA(_ lc: LoRAConfig, seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        for (i, layer) in layers.enumerated() {
+            for (j, m) in LinearModule.allCases.enumerated() {
+                let lin = layer.linear(m)
+                lin.lora = lc.targets.contains(m)
+                    ? LoRAPair.initialised(inFeatures: lin.inFeatures, outFeatures: lin.outFeatures, config: lc, rng: &rng,
+                                           dropoutSeed: seed &+ UInt64(i * 16 + j + 1) &* 0x1000_0000_01B3)
+                    : nil
+            }
+        }
+        lora = lc
+    }
+
+    /// Attaches given LoRA pairs (e.g. loaded from a PEFT adapter): key = (layer, module).
+    public func setLoRA(_ lc: LoRAConfig, pairs: [Int: [LinearModule: (a: Tensor, b: Tensor)]], seed: UInt64 = 0) {
+        for (i, layer) in layers.enumerated() {
+            for (j, m) in LinearModule.allCases.enumerated() {
+                if let p = pairs[i]?[m] {
+                    layer.linear(m).lora = LoRAPair(a: p.a, b: p.b, scale: lc.scale, dropout: Float(lc.dropout),
+                                                    dropoutSeed: seed &+ UInt64(i * 16 + j + 1) &* 0x1000_0000_01B3)
+                } else {
+                    layer.linear(m).lora = nil
+                }
+            }
+        }
+        lora = lc
+    }
+
+    /// Every LoRA pair with its PEFT module path (`model.layers.N.self_attn.q_proj`), in a fixed order.
+    public var loraPairs: [(path: String, pair: LoRAPair)] {
+        var out: [(String, LoRAPair)] = []
+        for (i, layer) in layers.enumerated() {
+            for m in LinearModule.allCases {
+                if let p = layer.linear(m).lora { out.append(("model.layers.\(i).\(m.parent).\(m.rawValue)", p)) }
+            }
+        }
+        return out
+    }
+
+    /// Number of trainable (LoRA) parameters.
+    public var trainableParameterCount: Int { loraPairs.reduce(0) { $0 + $1.pair.a.count + $1.pair.b.count } }
+}

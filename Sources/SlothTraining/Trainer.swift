@@ -1,0 +1,131 @@
+import Foundation
+import SlothCore
+import SlothModels
+
+/// Everything that shapes a training run (defaults as transformers' TrainingArguments where they apply).
+public struct TrainingParameters: Sendable, Equatable {
+    public var learningRate: Double = 2e-4
+    public var weightDecay: Double = 0
+    public var adamBeta1: Double = 0.9
+    public var adamBeta2: Double = 0.999
+    public var adamEpsilon: Double = 1e-8
+    /// Clip the global gradient norm to this; nil or 0 disables clipping.
+    public var maxGradNorm: Double? = 1.0
+    public var scheduler: LRSchedule = .linear
+    public var warmupSteps: Int = 0
+    public var maxSteps: Int = 100
+    public var batchSize: Int = 1
+    public var gradientAccumulationSteps: Int = 1
+    public var maxSeqLength: Int = 2048
+    public var seed: UInt64 = 3407
+    public var shuffle: Bool = true
+    public var checkpointing: CheckpointPolicy = .recompute
+    public init() {}
+}
+
+/// One optimizer step's report (the keys of `--metrics` rows).
+public struct StepMetrics: Codable, Sendable {
+    public var step: Int
+    public var loss: Double
+    public var learning_rate: Double
+    public var grad_norm: Double
+    public var tokens: Int
+    public var tokens_per_second: Double
+    public var peak_memory_bytes: Int
+    public var elapsed_seconds: Double
+}
+
+/// Runs the training loop: lr, micro-batches, clip, step, zero, report. The callback returns false to stop.
+public final class Trainer {
+    public let model: LanguageModel
+    public let engine: Engine
+    public let params: TrainingParameters
+    public let rows: [TokenizedRow]
+    public let optimizer: AdamW
+    private var order: [Int] = []
+    private var cursor = 0
+    private var epoch = 0
+    public private(set) var step = 0
+
+    public init(model: LanguageModel, rows: [TokenizedRow], params: TrainingParameters) throws {
+        guard model.lora != nil, !model.loraPairs.isEmpty else {
+            throw DatasetError(file: "trainer", row: nil, message: "the model has no LoRA layers to train; check --target-modules")
+        }
+        guard params.batchSize >= 1, params.gradientAccumulationSteps >= 1, params.maxSteps >= 1 else {
+            throw DatasetError(file: "trainer", row: nil, message: "batch size, accumulation steps and max steps must be at least 1")
+        }
+        self.model = model
+        self.engine = Engine(model: model)
+        self.params = params
+        self.rows = rows.map { r in
+            r.ids.count <= params.maxSeqLength ? r : TokenizedRow(ids: Array(r.ids.prefix(params.maxSeqLength)), labels: Array(r.labels.prefix(params.maxSeqLength)))
+        }
+        let pairs = model.loraPairs.map(\.pair)
+        optimizer = AdamW(params: pairs.flatMap { [$0.a, $0.b] }, grads: pairs.flatMap { [$0.gradA, $0.gradB] },
+                          beta1: Float(params.adamBeta1), beta2: Float(params.adamBeta2), eps: Float(params.adamEpsilon),
+                          weightDecay: Float(params.weightDecay))
+        newEpoch()
+    }
+
+    private var grads: [Tensor] { model.loraPairs.flatMap { [$0.pair.gradA, $0.pair.gradB] } }
+
+    private func newEpoch() {
+        order = Array(rows.indices)
+        if params.shuffle {
+            var rng = SplitMix64(seed: params.seed &+ UInt64(epoch) &* 7919)
+            for i in stride(from: order.count - 1, to: 0, by: -1) {
+                let j = Int(rng.next() % UInt64(i + 1))
+                order.swapAt(i, j)
+            }
+        }
+        epoch += 1
+        cursor = 0
+    }
+
+    private func nextRows(_ k: Int) -> [TokenizedRow] {
+        var out: [TokenizedRow] = []
+        while out.count < k {
+            if cursor >= order.count { newEpoch() }
+            out.append(rows[order[cursor]]); cursor += 1
+        }
+        return out
+    }
+
+    /// The learning rate used by 0-based step `s`.
+    public func learningRate(at s: Int) -> Double {
+        params.learningRate * params.scheduler.factor(step: s, warmup: params.warmupSteps, total: params.maxSteps)
+    }
+
+    /// Runs one optimizer step and returns its metrics.
+    public func trainStep() throws -> StepMetrics {
+        let start = Date()
+        let lr = learningRate(at: step)
+        let micro = (0..<params.gradientAccumulationSteps).map { _ in
+            TokenBatch(rows: nextRows(params.batchSize).map { ($0.ids, $0.labels) })
+        }
+        let valid = micro.reduce(0) { $0 + $1.validTargets }
+        var lossSum = 0.0
+        if valid > 0 {
+            for b in micro {
+                lossSum += try engine.forwardBackward(b, gradScale: 1 / Float(valid), policy: params.checkpointing)
+            }
+        }
+        let norm = GradientClipping.clip(grads, maxNorm: params.maxGradNorm.map(Float.init))
+        optimizer.update(lr: Float(lr))
+        for g in grads { g.zero() }
+        step += 1
+        let elapsed = Date().timeIntervalSince(start)
+        let tokens = micro.reduce(0) { acc, b in acc + b.ids.count }
+        return StepMetrics(step: step, loss: valid > 0 ? lossSum / Double(valid) : 0, learning_rate: lr, grad_norm: Double(norm),
+                           tokens: tokens, tokens_per_second: Double(tokens) / max(elapsed, 1e-9),
+                           peak_memory_bytes: MemoryStats.peakRSS(), elapsed_seconds: elapsed)
+    }
+
+    /// Trains until `maxSteps`, calling `onStep` after each step; it returns false to stop early.
+    public func run(onStep: (StepMetrics) -> Bool = { _ in true }) throws {
+        while step < params.maxSteps {
+            let m = try trainStep()
+            if !onStep(m) { break }
+        }
+    }
+}
