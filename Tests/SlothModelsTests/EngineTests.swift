@@ -1,0 +1,124 @@
+import Testing
+import Foundation
+@testable import SlothModels
+@testable import SlothCore
+
+/// A random tiny model of `arch` built in memory (no files): for gradient checks against finite differences.
+func randomModel(_ arch: Architecture, seed: UInt64 = 1, window: Int? = nil) throws -> LanguageModel {
+    var dict: [String: Any] = [
+        "model_type": arch.rawValue, "hidden_size": 16, "intermediate_size": 24, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 32, "rms_norm_eps": 1e-5,
+        "tie_word_embeddings": arch == .gemma || arch == .qwen2, "max_position_embeddings": 64,
+    ]
+    if arch == .gemma { dict["head_dim"] = 6; dict["num_key_value_heads"] = 1 }
+    if let window { dict["sliding_window"] = window }
+    let c = try ModelConfig.parse(dict, file: "test")
+    var rng = SplitMix64(seed: seed)
+    func rand(_ shape: [Int], scale: Float = 0.3, offset: Float = 0) -> (shape: [Int], values: [Float]) {
+        (shape, (0..<shape.reduce(1, *)).map { _ in (rng.nextFloat() * 2 - 1) * scale + offset })
+    }
+    let D = c.hiddenSize, HE = c.numAttentionHeads * c.headDim, KE = c.numKeyValueHeads * c.headDim, F = c.intermediateSize
+    var t: [String: (shape: [Int], values: [Float])] = ["model.embed_tokens.weight": rand([c.vocabSize, D], scale: 1),
+                                                        "model.norm.weight": rand([D], scale: 0.2, offset: 1)]
+    if !c.tieWordEmbeddings { t["lm_head.weight"] = rand([c.vocabSize, D]) }
+    for i in 0..<c.numHiddenLayers {
+        let p = "model.layers.\(i)."
+        t[p + "input_layernorm.weight"] = rand([D], scale: 0.2, offset: 1)
+        t[p + "post_attention_layernorm.weight"] = rand([D], scale: 0.2, offset: 1)
+        for (m, o, inF) in [("self_attn.q_proj", HE, D), ("self_attn.k_proj", KE, D), ("self_attn.v_proj", KE, D), ("self_attn.o_proj", D, HE),
+                            ("mlp.gate_proj", F, D), ("mlp.up_proj", F, D), ("mlp.down_proj", D, F)] {
+            t[p + m + ".weight"] = rand([o, inF])
+            if c.qkvBias, ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"].contains(m) { t[p + m + ".bias"] = rand([o], scale: 0.1) }
+        }
+    }
+    let model = try LanguageModel.load(config: c, weights: DictionaryWeights(t))
+    model.addLoRA(LoRAConfig(rank: 2, alpha: 4), seed: seed)
+    // Non-zero B so that A's gradients are not zero.
+    for (_, p) in model.loraPairs { for i in 0..<p.b.count { p.b[i] = (rng.nextFloat() * 2 - 1) * 0.2 } }
+    return model
+}
+
+func testBatch() -> TokenBatch {
+    TokenBatch(rows: [(ids: [3, 7, 1, 30, 9, 4, 4, 12, 5], labels: [-100, -100, 1, 30, 9, 4, 4, 12, 5]),
+                      (ids: [2, 8, 8, 19, 20], labels: [2, 8, 8, 19, 20])])
+}
+
+@Test(arguments: Architecture.allCases)
+func loraGradientsMatchFiniteDifferences(arch: Architecture) throws {
+    let model = try randomModel(arch, window: arch == .mistral ? 3 : nil)
+    let engine = Engine(model: model)
+    let batch = testBatch()
+    let valid = batch.validTargets
+    _ = try engine.forwardBackward(batch, gradScale: 1 / Float(valid), policy: .none)
+    func loss() throws -> Double { let (s, n) = try engine.loss(batch); return s / Double(n) }
+    var worst: Float = 0
+    for (path, pair) in model.loraPairs.prefix(9) {
+        for (name, param, grad) in [("A", pair.a, pair.gradA), ("B", pair.b, pair.gradB)] {
+            let scale = max(grad.array.map { abs($0) }.max() ?? 0, 1e-4)
+            for i in stride(from: 0, to: param.count, by: max(1, param.count / 6)) {
+                let x = param[i]
+                param[i] = x + 1e-2; let fp = try loss()
+                param[i] = x - 1e-2; let fm = try loss()
+                param[i] = x
+                let num = Float((fp - fm) / 2e-2)
+                let d = abs(num - grad[i]) / scale
+                if d > worst { worst = d }
+                if d > 2e-2 { print("\(arch) \(path) \(name)[\(i)]: analytic \(grad[i]) numeric \(num)") }
+            }
+        }
+    }
+    print("\(arch): LoRA gradients vs finite differences, max rel diff \(worst)")
+    #expect(worst < 2e-2)
+}
+
+@Test(arguments: Architecture.allCases)
+func recomputeGivesIdenticalGradients(arch: Architecture) throws {
+    let model = try randomModel(arch)
+    let engine = Engine(model: model)
+    let batch = testBatch()
+    let l1 = try engine.forwardBackward(batch, gradScale: 0.1, policy: .none)
+    let g1 = model.loraPairs.flatMap { $0.pair.gradA.array + $0.pair.gradB.array }
+    for (_, p) in model.loraPairs { p.gradA.zero(); p.gradB.zero() }
+    let l2 = try engine.forwardBackward(batch, gradScale: 0.1, policy: .recompute)
+    let g2 = model.loraPairs.flatMap { $0.pair.gradA.array + $0.pair.gradB.array }
+    let d = zip(g1, g2).map { abs($0 - $1) }.max() ?? 0
+    print("\(arch): recompute vs none: loss \(l1) vs \(l2), max grad diff \(d)")
+    #expect(l1 == l2)
+    #expect(d == 0)
+}
+
+@Test func fusedLinearEqualsLoRALinear() throws {
+    let model = try randomModel(.llama)
+    let lin = model.layers[0].q
+    let n = 5
+    var rng = SplitMix64(seed: 9)
+    let x = (0..<(n * lin.inFeatures)).map { _ in rng.nextFloat() - 0.5 }
+    var y1 = [Float](repeating: 0, count: n * lin.outFeatures), y2 = y1, xa = [Float](repeating: 0, count: n * 2)
+    lin.forward(out: &y1, input: x, rows: n, xa: &xa, scratch: Scratch())
+    let fused = lin.fusedWeight()
+    Linear.forward(out: &y2, input: x, weight: fused.data, bias: lin.bias?.data, rows: n, inFeatures: lin.inFeatures, outFeatures: lin.outFeatures)
+    let d = zip(y1, y2).map { abs($0 - $1) }.max() ?? 0
+    print("fused vs LoRA linear: max diff \(d)")
+    #expect(d < 1e-5)
+}
+
+@Test func badConfigsGiveClearErrors() {
+    func err(_ d: [String: Any]) -> String {
+        do { _ = try ModelConfig.parse(d, file: "m/config.json"); return "no error" } catch { return "\(error)" }
+    }
+    let base: [String: Any] = ["model_type": "llama", "hidden_size": 16, "intermediate_size": 24, "num_hidden_layers": 2,
+                               "num_attention_heads": 4, "vocab_size": 32]
+    var d = base; d["model_type"] = "gpt2"
+    #expect(err(d).contains("model_type 'gpt2' is not supported"))
+    d = base; d.removeValue(forKey: "hidden_size")
+    #expect(err(d).contains("'hidden_size': required"))
+    d = base; d["num_key_value_heads"] = 3
+    #expect(err(d).contains("num_key_value_heads"))
+    d = base; d["hidden_size"] = "big"
+    #expect(err(d).contains("expected an integer"))
+    d = base; d["rope_scaling"] = ["rope_type": "weird", "factor": 2]
+    #expect(err(d).contains("'weird' is not supported"))
+    d = base; d["quantization_config"] = ["quant_method": "gptq"]
+    #expect(err(d).contains("gptq"))
+    #expect(err(base) == "no error")
+}

@@ -1,4 +1,0 @@
-import Testing
-@testable import SlothModels
-
-@Test func slothModelsBuilds() { #expect(Bool(true)) }
