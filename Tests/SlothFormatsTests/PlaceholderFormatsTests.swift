@@ -1,4 +1,0 @@
-import Testing
-@testable import SlothFormats
-
-@Test func slothFormatsBuilds() { #expect(Bool(true)) }
