@@ -29,7 +29,7 @@ public final class LoRAPair: @unchecked Sendable {
     public let a: Tensor, b: Tensor          // (R, I), (O, R)
     public let gradA: Tensor, gradB: Tensor
     public let scale: Float
-    public let dropout: Float
+    public var dropout: Float
     /// Seeds the dropout masks of this module (masks are recomputed from (seed, step, index), never stored).
     public let dropoutSeed: UInt64
     public var rank: Int { a.shape[0] }

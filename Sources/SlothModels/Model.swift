@@ -58,7 +58,7 @@ public final class LanguageModel: @unchecked Sendable {
     public let finalNorm: Tensor          // (D)
     /// (V, D); the embedding itself when tied.
     public let lmHead: Tensor
-    public private(set) var lora: LoRAConfig?
+    public internal(set) var lora: LoRAConfig?
 
     init(config: ModelConfig, embedTokens: Tensor, layers: [DecoderLayer], finalNorm: Tensor, lmHead: Tensor) {
         self.config = config; self.embedTokens = embedTokens; self.layers = layers; self.finalNorm = finalNorm; self.lmHead = lmHead
@@ -140,4 +140,12 @@ public final class LanguageModel: @unchecked Sendable {
 
     /// Number of trainable (LoRA) parameters.
     public var trainableParameterCount: Int { loraPairs.reduce(0) { $0 + $1.pair.a.count + $1.pair.b.count } }
+}
+
+extension LanguageModel {
+    /// Changes the LoRA dropout probability of every pair (e.g. to override an adapter's setting).
+    public func setDropout(_ p: Double) {
+        for (_, pair) in loraPairs { pair.dropout = Float(p) }
+        lora?.dropout = p
+    }
 }

@@ -1,6 +1,157 @@
 import ArgumentParser
+import Foundation
+import Sloth
 
 struct TrainCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "train", abstract: "LoRA fine-tune a model (work in progress).")
-    func run() throws { throw ValidationError("sloth train is not built yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "LoRA fine-tune a Hugging Face model folder on a JSONL dataset.",
+        discussion: """
+        Rows of --data are pre-tokenized {"input_ids": [...], "labels": [...]} (labels optional, aligned with
+        input_ids as in transformers; -100 is ignored) or {"text": "..."} when the model folder has a tokenizer.
+
+        Examples:
+          sloth train --model models/demo --data data/demo.jsonl --output out/demo-adapter --max-steps 60
+          sloth train --model ./Llama-3.2-1B --data chat.jsonl --output out/a --lora-rank 16 --lora-alpha 32 \\
+                      --target-modules q_proj,v_proj --learning-rate 1e-4 --lr-scheduler cosine --warmup-steps 10
+          sloth train --model ./m --adapter ./previous-adapter --data more.jsonl --output out/b --metrics out/b/metrics.jsonl
+        """)
+
+    @Option(help: "Model folder (config.json, *.safetensors).") var model: String
+    @Option(help: "Training data (JSONL or a JSON array).") var data: String
+    @Option(help: "Where the adapter is written.") var output: String
+    @Option(help: "Start from this PEFT adapter folder; its adapter_config.json gives rank, alpha, targets and rsLoRA.") var adapter: String?
+
+    @Option(help: "LoRA rank r.") var loraRank: Int = 8
+    @Option(help: "LoRA alpha (scale = alpha / r).") var loraAlpha: Double = 16
+    @Option(help: "Dropout on LoRA inputs (default 0, or the adapter's).") var loraDropout: Double?
+    @Option(help: "Comma-separated modules to adapt, or all-linear.") var targetModules: String = "all-linear"
+    @Flag(help: "rsLoRA scaling: alpha / sqrt(r).") var useRslora = false
+
+    @Option(help: "Peak learning rate.") var learningRate: Double = 2e-4
+    @Option(help: "Decoupled weight decay.") var weightDecay: Double = 0
+    @Option var adamBeta1: Double = 0.9
+    @Option var adamBeta2: Double = 0.999
+    @Option var adamEpsilon: Double = 1e-8
+    @Option(help: "Clip the global gradient norm (0 disables).") var maxGradNorm: Double = 1.0
+    @Option(help: "constant | linear | cosine") var lrScheduler: String = "linear"
+    @Option var warmupSteps: Int = 0
+    @Option(help: "Optimizer steps to run.") var maxSteps: Int = 100
+    @Option(help: "Rows per micro-batch.") var batchSize: Int = 1
+    @Option(help: "Micro-batches per optimizer step.") var gradientAccumulationSteps: Int = 1
+    @Option(help: "Rows longer than this are truncated.") var maxSeqLength: Int = 2048
+    @Option(help: "Seed for LoRA init, shuffling and dropout.") var seed: UInt64 = 3407
+    @Flag(help: "Keep the data order (no shuffling).") var noShuffle = false
+    @Option(help: "none | recompute") var gradientCheckpointing: String = "recompute"
+    @Option(help: "Write one JSON object per optimizer step to this file.") var metrics: String?
+    @Option(help: "Save the adapter every N steps (0: only at the end).") var saveSteps: Int = 0
+    @Flag(help: "No progress output.") var quiet = false
+
+    func validate() throws {
+        guard LRSchedule(rawValue: lrScheduler) != nil else { throw ValidationError("--lr-scheduler must be constant, linear or cosine") }
+        guard CheckpointPolicy(rawValue: gradientCheckpointing) != nil else { throw ValidationError("--gradient-checkpointing must be none or recompute") }
+        guard loraRank >= 1 else { throw ValidationError("--lora-rank must be at least 1") }
+        guard (loraDropout ?? 0) >= 0 && (loraDropout ?? 0) < 1 else { throw ValidationError("--lora-dropout must be in [0, 1)") }
+        guard maxSteps >= 1, batchSize >= 1, gradientAccumulationSteps >= 1, maxSeqLength >= 2 else {
+            throw ValidationError("--max-steps, --batch-size, --gradient-accumulation-steps must be >= 1 and --max-seq-length >= 2")
+        }
+    }
+
+    func run() throws {
+        do { try train() } catch let e as ValidationError { throw e } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+
+    private func targets() throws -> [LinearModule] {
+        if targetModules == "all-linear" { return LinearModule.allCases }
+        return try targetModules.split(separator: ",").map {
+            let name = $0.trimmingCharacters(in: .whitespaces)
+            guard let m = LinearModule(rawValue: name) else {
+                throw ValidationError("--target-modules: '\(name)' is not one of \(LinearModule.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return m
+        }
+    }
+
+    private func train() throws {
+        let modelURL = URL(fileURLWithPath: model)
+        let lm = try LanguageModel.load(folder: modelURL)
+        if let adapter {
+            try PEFTAdapter.load(URL(fileURLWithPath: adapter), into: lm, seed: seed)
+            if let loraDropout { lm.setDropout(loraDropout) }
+        } else {
+            lm.addLoRA(LoRAConfig(rank: loraRank, alpha: loraAlpha, dropout: loraDropout ?? 0, useRSLoRA: useRslora, targets: try targets()), seed: seed)
+        }
+        let tokenizer = try TextEncoding.tokenizer(for: modelURL)
+        let rows = try DatasetLoader.load(URL(fileURLWithPath: data), encode: tokenizer, maxLength: maxSeqLength, vocabSize: lm.config.vocabSize)
+        var p = TrainingParameters()
+        p.learningRate = learningRate; p.weightDecay = weightDecay; p.adamBeta1 = adamBeta1; p.adamBeta2 = adamBeta2
+        p.adamEpsilon = adamEpsilon; p.maxGradNorm = maxGradNorm > 0 ? maxGradNorm : nil
+        p.scheduler = LRSchedule(rawValue: lrScheduler)!; p.warmupSteps = warmupSteps; p.maxSteps = maxSteps
+        p.batchSize = batchSize; p.gradientAccumulationSteps = gradientAccumulationSteps; p.maxSeqLength = maxSeqLength
+        p.seed = seed; p.shuffle = !noShuffle; p.checkpointing = CheckpointPolicy(rawValue: gradientCheckpointing)!
+        let trainer = try Trainer(model: lm, rows: rows, params: p)
+        let out = URL(fileURLWithPath: output)
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        let progress = Progress(total: maxSteps, quiet: quiet)
+        progress.header("sloth train: \(lm.config.architecture.rawValue), \(lm.config.numHiddenLayers) layers, \(rows.count) rows, " +
+                        "\(lm.trainableParameterCount) trainable parameters (LoRA r=\(lm.lora!.rank), alpha=\(lm.lora!.alpha))")
+        let metricsWriter = try metrics.map { try MetricsWriter(path: $0) }
+        var failure: Error?
+        try trainer.run { m in
+            progress.update(m)
+            do {
+                try metricsWriter?.write(m)
+                if saveSteps > 0, m.step % saveSteps == 0, m.step < maxSteps {
+                    try PEFTAdapter.save(lm, to: out.appendingPathComponent("checkpoint-\(m.step)"), baseModel: model)
+                }
+            } catch { failure = error; return false }
+            return true
+        }
+        if let failure { throw failure }
+        progress.finish()
+        try PEFTAdapter.save(lm, to: out, baseModel: model)
+        progress.header("adapter written to \(out.path)")
+    }
+}
+
+/// Appends one JSON object per line.
+final class MetricsWriter {
+    let handle: FileHandle
+    init(path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: path, contents: nil)
+        guard let h = FileHandle(forWritingAtPath: path) else { throw ValidationError("--metrics: cannot write \(path)") }
+        handle = h
+    }
+    func write(_ m: StepMetrics) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        var d = try enc.encode(m)
+        d.append(0x0A)
+        handle.write(d)
+    }
+}
+
+/// A live progress line on a terminal, plain lines otherwise.
+final class Progress {
+    let total: Int, quiet: Bool
+    let tty = isatty(fileno(stderr)) != 0
+    let start = Date()
+    init(total: Int, quiet: Bool) { self.total = total; self.quiet = quiet }
+    func header(_ s: String) { if !quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) } }
+    func update(_ m: StepMetrics) {
+        guard !quiet else { return }
+        let elapsed = Date().timeIntervalSince(start)
+        let eta = elapsed / Double(m.step) * Double(total - m.step)
+        let line = String(format: "step %d/%d  loss %.4f  lr %.2e  grad %.3f  %.0f tok/s  ETA %@  mem %@",
+                          m.step, total, m.loss, m.learning_rate, m.grad_norm, m.tokens_per_second, Progress.time(eta), Progress.bytes(m.peak_memory_bytes))
+        FileHandle.standardError.write(Data((tty ? "\r\u{1B}[K" + line : line + "\n").utf8))
+    }
+    func finish() { if !quiet && tty { FileHandle.standardError.write(Data("\n".utf8)) } }
+    static func time(_ s: Double) -> String { s < 60 ? String(format: "%.0fs", s) : String(format: "%dm%02ds", Int(s) / 60, Int(s) % 60) }
+    static func bytes(_ b: Int) -> String { String(format: "%.2f GB", Double(b) / 1e9) }
 }

@@ -1,4 +1,0 @@
-import Testing
-@testable import SlothTraining
-
-@Test func slothTrainingBuilds() { #expect(Bool(true)) }
