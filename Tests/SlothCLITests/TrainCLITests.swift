@@ -1,0 +1,145 @@
+import Testing
+import Foundation
+
+/// End-to-end tests of `sloth train` through the built binary.
+enum TrainFixtures {
+    static let models = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/models")
+    static func tempDir() -> URL {
+        let u = FileManager.default.temporaryDirectory.appendingPathComponent("sloth-cli-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
+        return u
+    }
+}
+
+@Test(arguments: ["llama", "gemma"])
+func trainCommandReproducesPyTorchCurve(name: String) throws {
+    let dir = TrainFixtures.models.appendingPathComponent(name)
+    let tmp = TrainFixtures.tempDir()
+    defer { try? FileManager.default.removeItem(at: tmp) }
+    let (status, _, err) = try CLI.run([
+        "train", "--model", dir.path, "--adapter", dir.appendingPathComponent("adapter").path,
+        "--data", dir.appendingPathComponent("data.jsonl").path, "--output", tmp.appendingPathComponent("out").path,
+        "--learning-rate", "0.002", "--weight-decay", "0.01", "--max-grad-norm", "1.0", "--lr-scheduler", "linear",
+        "--warmup-steps", "2", "--max-steps", "10", "--batch-size", "2", "--no-shuffle",
+        "--metrics", tmp.appendingPathComponent("metrics.jsonl").path, "--quiet"])
+    #expect(status == 0, "\(err)")
+    let lines = try String(contentsOf: tmp.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+    let losses = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+    let golden = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("golden.json"))) as! [String: Any]
+    let expected = (golden["train"] as! [String: Any])["losses"] as! [Double]
+    #expect(losses.count == 10)
+    for key in ["step", "loss", "learning_rate", "grad_norm", "tokens_per_second", "peak_memory_bytes"] {
+        #expect(losses.first?[key] != nil, "metrics row lacks \(key)")
+    }
+    let d = zip(losses.map { $0["loss"] as! Double }, expected).map { abs($0 - $1) / $1 }.max() ?? 1
+    print("sloth train \(name): loss curve vs PyTorch max rel diff \(d)")
+    #expect(d < 1e-4)
+    // The written adapter is PEFT's layout.
+    let out = tmp.appendingPathComponent("out")
+    #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("adapter_model.safetensors").path))
+    let cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("adapter_config.json"))) as! [String: Any]
+    #expect(cfg["peft_type"] as? String == "LORA")
+    #expect(cfg["r"] as? Int == 4)
+}
+
+/// Copies a fixture model into a temporary folder so a test can break one file.
+func brokenCopy(_ name: String, _ breakIt: (URL) throws -> Void) throws -> URL {
+    let tmp = TrainFixtures.tempDir().appendingPathComponent(name)
+    try FileManager.default.copyItem(at: TrainFixtures.models.appendingPathComponent(name), to: tmp)
+    try breakIt(tmp)
+    return tmp
+}
+
+func trainError(model: URL, data: URL? = nil) throws -> (Int32, String) {
+    let d = data ?? TrainFixtures.models.appendingPathComponent("mistral/data.jsonl")
+    let (status, _, err) = try CLI.run(["train", "--model", model.path, "--data", d.path,
+                                        "--output", TrainFixtures.tempDir().path, "--max-steps", "1", "--quiet"])
+    return (status, err)
+}
+
+@Test func truncatedSafetensorsIsAClearError() throws {
+    let m = try brokenCopy("mistral") { dir in
+        let f = dir.appendingPathComponent("model.safetensors")
+        let data = try Data(contentsOf: f)
+        try data.prefix(data.count / 2).write(to: f)
+    }
+    let (status, err) = try trainError(model: m)
+    print(err)
+    #expect(status == 1)
+    #expect(err.contains("model.safetensors"))
+}
+
+@Test func lyingHeaderIsAClearError() throws {
+    let m = try brokenCopy("mistral") { dir in
+        let f = dir.appendingPathComponent("model.safetensors")
+        var data = try Data(contentsOf: f)
+        // Claim a header length far beyond the file.
+        data.replaceSubrange(0..<8, with: withUnsafeBytes(of: UInt64(1 << 40).littleEndian) { Data($0) })
+        try data.write(to: f)
+    }
+    let (status, err) = try trainError(model: m)
+    print(err)
+    #expect(status == 1)
+    #expect(err.contains("model.safetensors"))
+}
+
+@Test func wrongDtypeIsAClearError() throws {
+    // Rewrite one tensor's dtype in the header to I32 (same byte size): the loader must refuse it, naming the tensor.
+    let m = try brokenCopy("mistral") { dir in
+        let f = dir.appendingPathComponent("model.safetensors")
+        var data = try Data(contentsOf: f)
+        let n = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        var header = String(decoding: data[8..<(8 + n)], as: UTF8.self)
+        let key = "\"model.norm.weight\":{\"dtype\":\"F32\""
+        #expect(header.contains(key))
+        header = header.replacingOccurrences(of: key, with: "\"model.norm.weight\":{\"dtype\":\"I32\"")
+        data.replaceSubrange(8..<(8 + n), with: Data(header.utf8))
+        try data.write(to: f)
+    }
+    let (status, err) = try trainError(model: m)
+    print(err)
+    #expect(status == 1)
+    #expect(err.contains("model.norm.weight"))
+}
+
+@Test func badConfigJSONIsAClearError() throws {
+    let m = try brokenCopy("mistral") { dir in
+        try Data("{\"model_type\": \"mistral\", \"hidden_size\": ".utf8).write(to: dir.appendingPathComponent("config.json"))
+    }
+    let (status, err) = try trainError(model: m)
+    print(err)
+    #expect(status == 1)
+    #expect(err.contains("config.json"))
+}
+
+@Test func missingTensorIsAClearError() throws {
+    let m = try brokenCopy("mistral") { dir in
+        var cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("config.json"))) as! [String: Any]
+        cfg["num_hidden_layers"] = 3
+        try JSONSerialization.data(withJSONObject: cfg).write(to: dir.appendingPathComponent("config.json"))
+    }
+    let (status, err) = try trainError(model: m)
+    print(err)
+    #expect(status == 1)
+    #expect(err.contains("model.layers.2."))
+}
+
+@Test(arguments: [
+    ("{\"input_ids\": [1, 2, 3]}\nnot json\n", "row 2"),
+    ("{\"input_ids\": [1, 2, \"x\"]}\n", "input_ids'[2]"),
+    ("{\"input_ids\": [1, 2, 3], \"labels\": [1, 2]}\n", "must align"),
+    ("{\"input_ids\": [1, 2, 99999]}\n", "outside the model's vocabulary"),
+    ("{\"input_ids\": [1, 2, 3], \"labels\": [-100, -100, -100]}\n", "nothing to learn"),
+    ("{\"prompt\": \"hi\"}\n", "expected"),
+    ("", "no rows"),
+])
+func badDataRowsAreClearErrors(content: String, expected: String) throws {
+    let tmp = TrainFixtures.tempDir().appendingPathComponent("data.jsonl")
+    try Data(content.utf8).write(to: tmp)
+    let (status, err) = try trainError(model: TrainFixtures.models.appendingPathComponent("mistral"), data: tmp)
+    print(err)
+    #expect(status == 1)
+    #expect(err.contains(expected))
+    #expect(err.contains("data.jsonl"))
+}
