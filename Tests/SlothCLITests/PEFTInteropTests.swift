@@ -1,0 +1,49 @@
+import Testing
+import Foundation
+import Sloth
+
+/// True when Python has torch + transformers + peft (installed by scripts/setup.d/python-reference.sh).
+let pythonReferenceAvailable: Bool = {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["python3", "-c", "import torch, transformers, peft, safetensors"]
+    p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
+    guard (try? p.run()) != nil else { return false }
+    p.waitUntilExit()
+    if p.terminationStatus != 0 { print("skipping PEFT interop: python3 lacks torch/transformers/peft (run scripts/setup.d/python-reference.sh)") }
+    return p.terminationStatus == 0
+}()
+
+/// An adapter trained and written by `sloth train` loads in PEFT and gives Sloth's logits there.
+@Test(.enabled(if: pythonReferenceAvailable), arguments: ["llama", "mistral", "qwen2", "gemma"])
+func slothAdapterLoadsInPEFT(name: String) throws {
+    let dir = TrainFixtures.models.appendingPathComponent(name)
+    let tmp = TrainFixtures.tempDir()
+    defer { try? FileManager.default.removeItem(at: tmp) }
+    let adapter = tmp.appendingPathComponent("adapter")
+    let targets = name == "gemma" ? "q_proj,o_proj,up_proj" : "all-linear"
+    let (status, _, err) = try CLI.run(["train", "--model", dir.path, "--data", dir.appendingPathComponent("data.jsonl").path,
+                                        "--output", adapter.path, "--max-steps", "3", "--learning-rate", "0.01",
+                                        "--lora-rank", "3", "--lora-alpha", "5", "--target-modules", targets, "--quiet"])
+    try #require(status == 0, "\(err)")
+    // Sloth's logits for row 0 with the adapter it wrote.
+    let model = try LanguageModel.load(folder: dir)
+    try PEFTAdapter.load(adapter, into: model)
+    let rows = try DatasetLoader.load(dir.appendingPathComponent("data.jsonl"))
+    let logits = try Engine(model: model).logits(TokenBatch(rows: [(rows[0].ids, rows[0].labels)]))
+    let out = tmp.appendingPathComponent("logits.safetensors")
+    try SafeTensorsWriter.write([WritableTensor(name: "logits", shape: [1, rows[0].ids.count, model.config.vocabSize], floats: logits.array)], to: out)
+    let script = TrainFixtures.models.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("scripts/golden/check_peft_adapter.py")
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["python3", script.path, "--model", dir.path, "--adapter", adapter.path,
+                   "--data", dir.appendingPathComponent("data.jsonl").path, "--expect-logits", out.path]
+    let pipe = Pipe()
+    p.standardOutput = pipe; p.standardError = pipe
+    try p.run()
+    let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    print("\(name): PEFT check of Sloth's adapter: \(text.trimmingCharacters(in: .whitespacesAndNewlines))")
+    #expect(p.terminationStatus == 0)
+}
