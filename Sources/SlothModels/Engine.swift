@@ -259,3 +259,17 @@ public final class Engine: @unchecked Sendable {
         return (s, batch.validTargets)
     }
 }
+
+extension Engine {
+    /// Negative log-likelihood of each position's target (N); 0 where the target is -100.
+    public func tokenLosses(_ batch: TokenBatch) throws -> [Double] {
+        let h = try hiddenStates(batch)
+        let n = batch.batch * batch.tokens
+        var out = [Double](repeating: 0, count: n)
+        out.withUnsafeMutableBufferPointer { buf in
+            _ = CrossEntropy.forwardBackward(hidden: h.data, weight: model.lmHead.data, targets: batch.targets, tokens: n, dim: config.hiddenSize,
+                                             vocab: config.vocabSize, gradScale: 0, dHidden: nil, perToken: buf.baseAddress)
+        }
+        return out
+    }
+}

@@ -143,3 +143,23 @@ func badDataRowsAreClearErrors(content: String, expected: String) throws {
     #expect(err.contains(expected))
     #expect(err.contains("data.jsonl"))
 }
+
+@Test func evalLossEqualsTheGoldenTrainingLoss() throws {
+    let dir = TrainFixtures.models.appendingPathComponent("qwen2")
+    let tmp = TrainFixtures.tempDir()
+    defer { try? FileManager.default.removeItem(at: tmp) }
+    // Rows 0 and 1: the batch the golden loss was computed on.
+    let lines = try String(contentsOf: dir.appendingPathComponent("data.jsonl"), encoding: .utf8).split(separator: "\n").prefix(2)
+    let data = tmp.appendingPathComponent("two.jsonl")
+    try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: data)
+    let (status, out, err) = try CLI.run(["eval", "--model", dir.path, "--adapter", dir.appendingPathComponent("adapter").path,
+                                          "--data", data.path, "--per-token", tmp.appendingPathComponent("nll.jsonl").path])
+    #expect(status == 0, "\(err)")
+    let loss = Double(out.split(separator: " ")[1])!
+    let golden = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("golden.json"))) as! [String: Any]
+    let expected = ((golden["train"] as! [String: Any])["losses"] as! [Double])[0]  // step 1 = rows 0,1 before any update
+    print("sloth eval: \(loss) vs PyTorch loss \(expected)")
+    #expect(abs(loss - expected) / expected < 1e-5)
+    let nll = try String(contentsOf: tmp.appendingPathComponent("nll.jsonl"), encoding: .utf8).split(separator: "\n")
+    #expect(nll.count == 2)
+}

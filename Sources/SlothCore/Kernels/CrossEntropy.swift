@@ -8,13 +8,13 @@ public enum CrossEntropy {
     /// Rows per chunk (C x V floats of workspace).
     public static var chunkRows = 128
 
-    /// Returns the summed loss over valid rows. Writes dHidden (N, D) = dLoss/dh * gradScale (rows with
+    /// Returns the summed loss over valid rows (and each row's loss into `perToken` when given). Writes dHidden (N, D) = dLoss/dh * gradScale (rows with
     /// no target get 0), and accumulates dWeight (V, D) when given.
     /// targets: (N) next-token ids already shifted, -100 to ignore.
     public static func forwardBackward(hidden: UnsafePointer<Float>, weight: UnsafePointer<Float>, targets: [Int32],
                                        tokens n: Int, dim d: Int, vocab v: Int, gradScale: Float,
                                        dHidden: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>? = nil,
-                                       softcap: Float? = nil) -> Double {
+                                       softcap: Float? = nil, perToken: UnsafeMutablePointer<Double>? = nil) -> Double {
         let valid = (0..<n).filter { targets[$0] != -100 }
         if let dHidden { dHidden.update(repeating: 0, count: n * d) }
         var total: Double = 0
@@ -53,6 +53,7 @@ public enum CrossEntropy {
                 }
             }
             total += losses.reduce(0, +)
+            if let perToken { for (r, t) in rows.enumerated() { perToken[t] = losses[r] } }
             if let dHidden {
                 BLAS.sgemm(transA: false, transB: false, m: c, n: d, k: v, a: z, lda: v, b: weight, ldb: d, c: dx, ldc: d)
                 for (r, t) in rows.enumerated() { (dHidden + t * d).update(from: dx + r * d, count: d) }
