@@ -16,6 +16,7 @@ strftime_now sees a fixed time, 2024-07-26 10:30:00 (the Swift tests pass the sa
 import argparse
 import datetime as _dt
 import glob
+import hashlib
 import json
 import os
 import sys
@@ -138,10 +139,11 @@ WITH_TOOLS = {"tool_calls", "tool_calls_none_content"}
 
 def render_corpus(template):
     cases = []
+    spans = "generation" in template and ctu.re.search(r"\{\%-?\s*generation\s*-?\%\}", template) is not None
     for cid, conv in CONVERSATIONS.items():
         for agp in (False, True):
             tools = TOOLS if cid in WITH_TOOLS else None
-            r = render(template, conv, tools=tools, add_generation_prompt=agp)
+            r = render(template, conv, tools=tools, add_generation_prompt=agp, spans=spans)
             r.update({"conversation": cid, "add_generation_prompt": agp, "tools": tools is not None})
             cases.append(r)
     return cases
@@ -312,15 +314,40 @@ def main():
     write("named-golden.json", {"generator": "scripts/golden/templates/make.py", "special_tokens": SPECIAL,
                                 "fixed_now": "2024-07-26T10:30:00", "templates": out})
 
-    # 3. real templates
+    # 3. real templates: the goldens are committed (rendered text only), the templates are not:
+    # the tests read them from .cache/templates (scripts/setup.d/templates.sh) and check the sha256.
     real = collect_real(args.real)
     if real:
-        items = [{"name": n, "template": t, "cases": render_corpus(t)} for n, t in real]
-        path = os.path.join(ROOT, ".cache", "templates", "golden-real.json")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump({"special_tokens": SPECIAL, "templates": items}, f, ensure_ascii=False, indent=0)
-        print(f"wrote {len(items)} real templates to {path}")
+        items = [{"name": n, "sha256": hashlib.sha256(t.encode("utf-8")).hexdigest(), "cases": delta_encode(render_corpus(t))}
+                 for n, t in real]
+        for pkg in sorted({i["name"].split("/")[0] for i in items}):
+            write(f"real-golden-{pkg}.json", {
+                "generator": "scripts/golden/templates/make.py --real .cache/templates",
+                "packages": "trl==1.16.0 axolotl==0.19.0 (scripts/setup.d/templates.sh)",
+                "encoding": "a case's text is either 'text', or 'base' (index of an earlier case) + 'keep' (code points of its text) + 'append'",
+                "special_tokens": SPECIAL, "fixed_now": "2024-07-26T10:30:00",
+                "templates": [i for i in items if i["name"].split("/")[0] == pkg]})
+
+
+def delta_encode(cases):
+    """Stores each text as a prefix of an earlier case's text plus a tail, to keep fixtures small."""
+    texts = []
+    for c in cases:
+        t = c.get("text")
+        texts.append(t)
+        if t is None:
+            continue
+        best, keep = None, 0
+        for j, prev in enumerate(texts[:-1]):
+            if prev is None:
+                continue
+            n = os.path.commonprefix([prev, t])
+            if len(n) > keep:
+                best, keep = j, len(n)
+        if best is not None and keep > 64:
+            del c["text"]
+            c.update({"base": best, "keep": keep, "append": t[keep:]})
+    return cases
 
 
 def collect_real(folders):
@@ -335,8 +362,8 @@ def collect_real(folders):
             elif isinstance(ct, list):
                 for entry in ct:
                     found.append((f"{rel}#{entry['name']}", entry["template"]))
-        for path in sorted(glob.glob(os.path.join(folder, "**", "chat_template.jinja"), recursive=True)):
-            found.append((os.path.relpath(path, folder), open(path, encoding="utf-8").read()))
+        for path in sorted(glob.glob(os.path.join(folder, "**", "*.jinja"), recursive=True)):
+            found.append((os.path.relpath(path, folder), open(path, encoding="utf-8", newline="").read()))
     return found
 
 
