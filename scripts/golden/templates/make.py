@@ -273,6 +273,44 @@ def constructs():
     # generation spans
     add("generation_spans", "{% for m in messages %}{{ m.role }}: {% if m.role == 'assistant' %}{% generation %}{{ m.content }}</s>{% endgeneration %}{% else %}{{ m.content }}{% endif %}\n{% endfor %}",
         messages=[{"role": "user", "content": "hé"}, {"role": "assistant", "content": "🦥 ok"}, {"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}])
+    # more edge cases
+    add("edge_tags_in_strings", "{% set x = '%}' %}{{ x }}{{ '}}' }}{{ '{{' }}{{ \"{% raw %}\" }}")
+    add("edge_floats", "{{ 1 / 3 }} {{ 2.0 ** 0.5 }} {{ 1e300 * 1e10 }} {{ -0.0 }} {{ 123456789012345678.0 }} {{ 0.000123 }} {{ 1.5e-7 }} {{ 9007199254740993 }} "
+        "{{ 1e22 }} {{ 5e-324 }} {{ [0.1, 1e16, -2.5e-8] }} {{ {'f': 1e100} | tojson }}")
+    add("edge_tuple_repr", "{{ (1,) }} {{ () }} {{ (1, 'a') | list }} {{ [1, 2,] }} {{ {'a': 1,} }}")
+    add("edge_scoping", "{% macro m() %}{{ x }}{% endmacro %}{% set x = 5 %}[{{ m() }}]{% set y = 1 %}{% macro n() %}{% set y = 2 %}{{ y }}{% endmacro %}"
+        "{{ n() }}{{ y }}{% if true %}{% set z = 3 %}{% endif %}{{ z }}")
+    add("edge_nested_break", "{% for i in range(3) %}{% for j in range(3) %}{% if j == 1 %}{% break %}{% endif %}{{ i }}{{ j }} {% endfor %}{% endfor %}")
+    add("edge_caller_defined", "{% macro m() %}{{ caller is defined }}{% endmacro %}{{ m() }}{% call m() %}x{% endcall %}")
+    add("edge_filtered_loop_length", "{% for m in msgs if m.role != 'system' %}{{ loop.index }}/{{ loop.length }}{{ m.role }} {% endfor %}",
+        msgs=[{"role": "system"}, {"role": "user"}, {"role": "assistant"}])
+    add("edge_namespace_dict", "{% set ns = namespace({'a': 1}, b=2) %}{{ ns.a }}{{ ns.b }}")
+    add("edge_default_append", "{% set acc = acc | default([]) + [1] %}{% set acc = acc + [2] %}{{ acc }}")
+    add("edge_multiline_tag", "{% set x = {\n  'a': 1,\n  'b': [1,\n 2]\n} %}{{ x }}\n{{\n  x.b\n}}")
+    add("edge_ws_var_dash_start", "  {{- 'x' -}}  \n  {%- if true %}  y{% endif %}")
+    add("edge_lstrip_mid_line", "a {% if true %}b{% endif %} c\n    {% if true %}\nd{% endif %}")
+    add("edge_is_defined_nested", "{{ m.tool_calls is defined }} {{ m.content is defined }} {{ m['x'] is not defined }} {{ m.content.strip() }}",
+        m={"content": "  hi  "})
+    add("edge_string_compare", "{{ 'é' > 'z' }} {{ 'B' < 'a' }} {{ 'ab' < 'abc' }} {{ [1, 'a'] == [1, 'a'] }} {{ {'a': 1} == {'a': 1} }}")
+    add("edge_unicode_strip", "[{{ '\u3000x\u00a0' | trim }}][{{ '\u200bx' | trim }}][{{ 'a\u2028b'.splitlines() }}]")
+    add("edge_compare_type_error", "{{ 1 < 'a' }}")
+    add("edge_in_none_error", "{{ 'a' in none }}")
+    add("edge_floor_div_zero", "{{ 3 // 0 }}")
+    add("edge_messages_empty_index", "{% if messages[0]['role'] == 'system' %}x{% endif %}")
+    add("edge_format_precision", "{{ '%.2f' | format(3.14159) }} {{ '%5s|%-5s|' | format('a', 'b') }} {{ '%03d' % 7 }} {{ '%+d' % 5 }} {{ '%e' % 12345.678 }}")
+    add("edge_join_attribute", "{{ msgs | join(', ', attribute='role') }} {{ [1, 2] | map('string') | join }} {{ msgs | map(attribute='role') | unique | list }}",
+        msgs=[{"role": "user"}, {"role": "assistant"}, {"role": "user"}])
+    add("edge_startswith_end", "{{ 'hello'.startswith('ell', 1) }} {{ 'hello'.endswith('ell', 0, 4) }} {{ 'hello'.split('l') }} {{ 'a b'.split(none) }}")
+    add("edge_items_loop_tuple", "{% for pair in {'a': 1}.items() %}{{ pair }}{{ pair[0] }}{% endfor %} {% for k, v in {'x': [1]} | dictsort %}{{ k }}{{ v }}{% endfor %}")
+    add("edge_bool_arith", "{{ true + true }} {{ false * 3 }} {{ true / 2 }} {{ 1 == true }} {{ 'True' == true }}")
+    add("edge_selectattr_nested", "{{ msgs | selectattr('function.name', 'equalto', 'add') | list | length }} {{ msgs | map(attribute='function.name') | list }}",
+        msgs=[{"function": {"name": "add"}}, {"function": {"name": "sub"}}])
+    add("edge_slice_none", "{{ 'abcdef'[none:2] }} {{ [1, 2, 3][-100:100] }} {{ 'abc'[10:] }} {{ [1, 2, 3][::-2] }}")
+    add("edge_int_filter_strings", "{{ ' 12 ' | int }} {{ '0x1A' | int(0, 16) }} {{ '1e3' | int }} {{ '-7' | int }} {{ '3.99' | float | int }}")
+    add("edge_raise_in_macro", "{% macro check(m) %}{% if m.role not in ['user', 'assistant'] %}{{ raise_exception('Bad role: ' + m.role) }}{% endif %}{% endmacro %}"
+        "{% for m in msgs %}{{ check(m) }}{% endfor %}", msgs=[{"role": "user"}, {"role": "tool"}])
+    add("edge_generation_nested_loop", "{% for m in messages %}{% if m.role == 'assistant' %}{% generation %}{% for c in m.content %}{{ c }}{% endfor %}{% endgeneration %}{% else %}[{{ m.content }}]{% endif %}{% endfor %}",
+        messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": "añ🦥"}])
     # sandbox bounds (Python's errors differ in wording; the Swift engine must stop with a limit error)
     add("limit_range", "{{ range(100001) | length }}")
     add("limit_recursion", "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}")
