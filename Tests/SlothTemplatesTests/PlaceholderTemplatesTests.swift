@@ -1,4 +1,0 @@
-import Testing
-@testable import SlothTemplates
-
-@Test func slothTemplatesBuilds() { #expect(Bool(true)) }
