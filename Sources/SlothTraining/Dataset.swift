@@ -13,6 +13,7 @@ public struct DatasetError: Error, CustomStringConvertible {
     public let file: String
     public let row: Int?
     public let message: String
+    public init(file: String, row: Int?, message: String) { self.file = file; self.row = row; self.message = message }
     public var description: String { row.map { "\(file): row \($0): \(message)" } ?? "\(file): \(message)" }
 }
 

@@ -1,0 +1,105 @@
+import ArgumentParser
+import Foundation
+import Sloth
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate text with a model (and an optional adapter), using a key/value cache.",
+        discussion: """
+        --temperature 0 (the default) is greedy. Prompts of different lengths in --prompts are generated
+        together, each exactly as it would be alone.
+
+        Examples:
+          sloth generate --model models/demo --adapter out/demo/adapter --prompt "User: Tell me about Max.\\nAssistant:"
+          sloth generate --model ./m --prompts prompts.jsonl --temperature 0.7 --top-p 0.9 --seed 1 > out.jsonl
+        """)
+
+    @Option(help: "Model folder.") var model: String
+    @Option(help: "PEFT adapter folder to apply (unmerged).") var adapter: String?
+    @Option(help: "A text prompt (needs the folder's tokenizer).") var prompt: String?
+    @Option(help: "JSONL rows {\"prompt\": text} or {\"input_ids\": [...]}; writes one JSONL row per prompt.") var prompts: String?
+    @Option var maxNewTokens: Int = 128
+    @Option(help: "0 = greedy.") var temperature: Double = 0
+    @Option var topK: Int = 0
+    @Option var topP: Double = 1
+    @Option var minP: Double = 0
+    @Option var repetitionPenalty: Double = 1
+    @Option var seed: UInt64 = 0
+    @Flag(help: "Do not stop at end-of-sequence tokens.") var ignoreEos = false
+
+    func validate() throws {
+        guard (prompt == nil) != (prompts == nil) else { throw ValidationError("give exactly one of --prompt and --prompts") }
+        guard maxNewTokens >= 1 else { throw ValidationError("--max-new-tokens must be at least 1") }
+        guard temperature >= 0, topP > 0, topP <= 1, minP >= 0, minP < 1, repetitionPenalty > 0 else {
+            throw ValidationError("sampling parameters out of range (temperature >= 0, 0 < top-p <= 1, 0 <= min-p < 1, repetition-penalty > 0)")
+        }
+    }
+
+    func run() throws {
+        do { try generate() } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+
+    private func generate() throws {
+        let url = URL(fileURLWithPath: model)
+        let lm = try LanguageModel.load(folder: url)
+        if let adapter { try PEFTAdapter.load(URL(fileURLWithPath: adapter), into: lm) }
+        let codec = try TextEncoding.codec(for: url)
+        var eos = lm.config.eosTokenIds
+        eos += GenerationConfig.eosTokenIds(folder: url)
+        if let codec { eos += codec.eosTokenIds }
+        let gen = Generator(model: lm, eosIds: eos)
+        var p = SamplingParameters()
+        p.maxNewTokens = maxNewTokens; p.temperature = temperature; p.topK = topK; p.topP = topP; p.minP = minP
+        p.repetitionPenalty = repetitionPenalty; p.seed = seed; p.ignoreEOS = ignoreEos
+        if let prompt {
+            guard let codec else { throw ValidationError("\(model) has no tokenizer: use --prompts with {\"input_ids\": [...]} rows") }
+            let ids = try codec.encode(prompt, addSpecialTokens: true).map(Int32.init)
+            var emitted = ""
+            var all: [Int] = []
+            _ = try gen.generate(prompts: [ids], parameters: p) { _, tok in
+                all.append(Int(tok))
+                let text = codec.decode(all, skipSpecialTokens: true)
+                if text.hasPrefix(emitted) {
+                    FileHandle.standardOutput.write(Data(text.dropFirst(emitted.count).utf8))
+                    emitted = text
+                }
+            }
+            FileHandle.standardOutput.write(Data("\n".utf8))
+            return
+        }
+        let file = prompts!
+        guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("--prompts: cannot read \(file)") }
+        var inputs: [[Int32]] = []
+        for (i, line) in data.split(separator: 0x0A).enumerated() where !line.allSatisfy({ $0 == 0x20 || $0 == 0x0D }) {
+            guard let obj = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
+                throw DatasetError(file: file, row: i + 1, message: "not a JSON object")
+            }
+            if let ids = obj["input_ids"] as? [Int] { inputs.append(ids.map(Int32.init)) }
+            else if let text = obj["prompt"] as? String {
+                guard let codec else { throw DatasetError(file: file, row: i + 1, message: "text prompt but \(model) has no tokenizer; give input_ids") }
+                inputs.append(try codec.encode(text, addSpecialTokens: true).map(Int32.init))
+            } else { throw DatasetError(file: file, row: i + 1, message: "expected {\"prompt\": text} or {\"input_ids\": [...]}") }
+        }
+        let outs = try gen.generate(prompts: inputs, parameters: p)
+        for o in outs {
+            var row: [String: Any] = ["ids": o.map(Int.init)]
+            row["text"] = codec?.decode(o.map(Int.init), skipSpecialTokens: true) ?? NSNull()
+            let line = try JSONSerialization.data(withJSONObject: row, options: [.sortedKeys])
+            FileHandle.standardOutput.write(line + Data("\n".utf8))
+        }
+    }
+}
+
+/// generation_config.json's end-of-sequence ids (an int or a list), if the folder has the file.
+enum GenerationConfig {
+    static func eosTokenIds(folder: URL) -> [Int] {
+        guard let d = FileManager.default.contents(atPath: folder.appendingPathComponent("generation_config.json").path),
+              let obj = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else { return [] }
+        if let i = obj["eos_token_id"] as? Int { return [i] }
+        return obj["eos_token_id"] as? [Int] ?? []
+    }
+}

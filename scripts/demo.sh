@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# make demo: fine-tune the small llama shipped in models/demo on data/demo.jsonl (no downloads),
+# show the loss falling, evaluate before/after on held-out rows, and write a PEFT adapter.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=$(swift build -c release --show-bin-path)/sloth
+OUT=out/demo
+rm -rf "$OUT"; mkdir -p "$OUT"
+
+echo "== held-out loss of the base model"
+"$BIN" eval --model models/demo --data data/demo-eval.jsonl
+
+echo "== LoRA fine-tune (r=8, all linear layers, 60 steps of 8 rows)"
+"$BIN" train --model models/demo --data data/demo.jsonl --output "$OUT/adapter" \
+  --lora-rank 8 --lora-alpha 16 --learning-rate 2e-3 --lr-scheduler cosine --warmup-steps 5 \
+  --max-steps 60 --batch-size 8 --metrics "$OUT/metrics.jsonl"
+
+echo "== loss by step (every 10th)"
+awk -F'"loss":' 'NR==1 || NR%10==0 { split($2, a, ","); printf "step %3d  loss %s\n", NR, a[1] }' "$OUT/metrics.jsonl"
+
+echo "== held-out loss with the adapter"
+"$BIN" eval --model models/demo --adapter "$OUT/adapter" --data data/demo-eval.jsonl
+
+if "$BIN" help generate >/dev/null 2>&1; then
+  echo "== generation with the adapter"
+  "$BIN" generate --model models/demo --adapter "$OUT/adapter" --max-new-tokens 24 --temperature 0 \
+    --prompt "$(head -1 data/demo-eval-text.jsonl | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["prompt"])' 2>/dev/null || echo 'User: Tell me about Finn and his black duck.
+Assistant:')"
+fi
+echo "adapter written to $OUT/adapter (adapter_config.json + adapter_model.safetensors, PEFT layout)"
