@@ -1,4 +1,0 @@
-import Testing
-@testable import SlothTokenizers
-
-@Test func slothTokenizersBuilds() { #expect(Bool(true)) }
