@@ -9,7 +9,7 @@ public struct TemplateLimits: Sendable {
     /// Bytes (UTF-8) of output, and of any single string the template builds.
     public var maxOutputBytes: Int
 
-    public init(maxIterations: Int = 5_000_000, maxCallDepth: Int = 128, maxOutputBytes: Int = 64 << 20) {
+    public init(maxIterations: Int = 1_000_000, maxCallDepth: Int = 128, maxOutputBytes: Int = 64 << 20) {
         self.maxIterations = maxIterations
         self.maxCallDepth = maxCallDepth
         self.maxOutputBytes = maxOutputBytes
@@ -186,9 +186,20 @@ final class Interpreter {
             return
         }
         let n = items.count
-        let changedState = ChangedState()
+        let state = LoopState()
+        let cycle = JinjaValue.callable(JinjaCallable(name: "cycle") { _, args, _ in
+            guard !args.isEmpty else { throw TemplateFailure.type("no items for cycling given") }
+            return args[state.index % args.count]
+        })
+        let changed = JinjaValue.callable(JinjaCallable(name: "changed") { _, args, _ in
+            let v = JinjaValue.array(args)
+            if let last = state.last, pyEquals(last, v) { return .bool(false) }
+            state.last = v
+            return .bool(true)
+        })
         for (i, item) in items.enumerated() {
             try tick()
+            state.index = i
             let s = Scope(parent: scope)
             try assign(target, item, s, pos)
             var loop = JinjaDict()
@@ -203,23 +214,19 @@ final class Interpreter {
             loop["depth0"] = .int(0)
             loop["previtem"] = i > 0 ? items[i - 1] : .undefined("there is no previous item")
             loop["nextitem"] = i < n - 1 ? items[i + 1] : .undefined("there is no next item")
-            loop["cycle"] = .callable(JinjaCallable(name: "cycle") { _, args, _ in
-                guard !args.isEmpty else { throw TemplateFailure.type("no items for cycling given") }
-                return args[i % args.count]
-            })
-            loop["changed"] = .callable(JinjaCallable(name: "changed") { _, args, _ in
-                let v = JinjaValue.array(args)
-                if let last = changedState.last, pyEquals(last, v) { return .bool(false) }
-                changedState.last = v
-                return .bool(true)
-            })
+            loop["cycle"] = cycle
+            loop["changed"] = changed
             s.vars["loop"] = .dict(loop)
             let flow = try exec(body, s)
             if flow == .breakLoop { break }
         }
     }
 
-    private final class ChangedState { var last: JinjaValue? }
+    /// State shared by a loop's `cycle` and `changed` helpers.
+    private final class LoopState {
+        var index = 0
+        var last: JinjaValue?
+    }
 
     /// The items a `for` loop visits: list items, dict keys, string characters.
     func iterate(_ v: JinjaValue) throws -> [JinjaValue] {

@@ -533,7 +533,8 @@ struct Parser {
     private mutating func parsePostfix(_ start: Expr) throws -> Expr {
         var e = start
         while true {
-            let p = current.pos
+            // Postfix nodes carry the position where the whole expression starts (`messages[0].content`).
+            let p = start.pos
             if isOp(".") {
                 _ = advance()
                 switch current.kind {
