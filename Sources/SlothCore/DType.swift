@@ -34,21 +34,21 @@ public enum DType: String, Sendable, CaseIterable, Codable {
 /// - bf16 -> f32: exact (bits << 16).
 public enum HalfConversion {
     /// Converts IEEE binary16 bits to Float (exact).
+    ///
+    /// Branch-free (selects only) so loops over it vectorize.
     @inlinable
     public static func f16ToF32(_ bits: UInt16) -> Float {
-        let sign = UInt32(bits & 0x8000) << 16
-        let exp = UInt32(bits >> 10) & 0x1F
-        let mant = UInt32(bits) & 0x3FF
-        if exp == 0x1F {
-            // Inf (mant == 0) or NaN (quieted, payload kept).
-            return Float(bitPattern: sign | 0x7F80_0000 | (mant == 0 ? 0 : 0x0040_0000) | (mant << 13))
-        }
-        if exp == 0 {
-            // Zero or subnormal: mant * 2^-24, exact in Float.
-            let magnitude = Float(mant) * 0x1p-24
-            return sign == 0 ? magnitude : -magnitude
-        }
-        return Float(bitPattern: sign | ((exp + 112) << 23) | (mant << 13))
+        let h = UInt32(bits)
+        let sign = (h & 0x8000) << 16
+        let em = h & 0x7FFF
+        // Normal: rebias the exponent (127 - 15 = 112).
+        let normal = (em << 13) &+ 0x3800_0000
+        // Inf / NaN: all-ones exponent, payload kept, NaN quieted.
+        let infNaN = (em << 13) | 0x7F80_0000 | (em > 0x7C00 ? 0x0040_0000 : 0)
+        // Zero / subnormal: em * 2^-24, exact in Float.
+        let subnormal = (Float(em) * 0x1p-24).bitPattern
+        let magnitude = em >= 0x7C00 ? infNaN : (em < 0x0400 ? subnormal : normal)
+        return Float(bitPattern: sign | magnitude)
     }
 
     /// Converts Float to IEEE binary16 bits, rounding to nearest even; overflow gives Inf.
