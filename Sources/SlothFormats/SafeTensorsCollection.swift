@@ -90,7 +90,6 @@ public final class SafeTensorsCollection: @unchecked Sendable {
     /// Reads and validates an HF index: `{"metadata": {...}, "weight_map": {tensor: shard file}}`.
     private static func readIndex(_ url: URL, folder: URL) throws -> [String: String] {
         let file = url.path
-        let hint = "re-save the model with save_pretrained, or delete the index if the folder holds a single model.safetensors"
         let data: Data
         do {
             data = try Data(contentsOf: url)
