@@ -136,6 +136,32 @@ def write_files():
     return values
 
 
+JSON_CASES = [
+    '{"a":1,}', '[1,]', "{'a':1}", '[01]', '[1.]', '[.5]', '[+1]', '["\\x"]', '["\x01"]', '["\\ud800"]',
+    '["\\udc00"]', '["\\ud800\\u0041"]', '[tru]', '{"a" 1}', '[1] x', '"', '', '[NaN]', '[Infinity]', '[1e400]',
+    '[-]', '[1e]', '["\\u12"]', '{"a":1 "b":2}', '{"a":1,"a":2}', '\t[1]\n',
+    '[1]', '{"a":[1,2,{"b":null}]}', '"\\ud83d\\ude00"', '[-0]', '[1E+2]', '[1e-400]', '["\\u00e9"]', '["\u00e9"]',
+    '[9223372036854775808]', '[18446744073709551616]', '[true,false,null]', '"\\/\\b\\f\\n\\r\\t"',
+]
+
+
+def write_json_verdicts():
+    """Whether the Rust safetensors parser (serde_json) accepts each JSON value inside a header's unknown field."""
+    from safetensors import deserialize
+    out = []
+    for case in JSON_CASES:
+        header = '{"t":{"dtype":"U8","shape":[0],"data_offsets":[0,0],"x":' + case + '}}'
+        try:
+            deserialize(struct.pack("<Q", len(header.encode())) + header.encode())
+            ok = True
+        except Exception:
+            ok = False
+        out.append({"value": case, "accepted": ok})
+    with open(os.path.join(OUT, "json_verdicts.json"), "w") as f:
+        json.dump(out, f, indent=1)
+        f.write("\n")
+
+
 def write_sharded(values):
     from transformers import LlamaConfig, LlamaForCausalLM
     cfg = LlamaConfig(vocab_size=16, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
@@ -161,6 +187,7 @@ def write_sharded(values):
 def main():
     os.makedirs(OUT, exist_ok=True)
     n = write_conversions()
+    write_json_verdicts()
     values = write_files()
     write_sharded(values)
     with open(os.path.join(OUT, "values.json"), "w") as f:
