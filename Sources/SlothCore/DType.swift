@@ -34,51 +34,41 @@ public enum DType: String, Sendable, CaseIterable, Codable {
 /// - bf16 -> f32: exact (bits << 16).
 public enum HalfConversion {
     /// Converts IEEE binary16 bits to Float (exact).
+    ///
+    /// Branch-free (selects only) so loops over it vectorize.
     @inlinable
     public static func f16ToF32(_ bits: UInt16) -> Float {
-        let sign = UInt32(bits & 0x8000) << 16
-        let exp = UInt32(bits >> 10) & 0x1F
-        let mant = UInt32(bits) & 0x3FF
-        if exp == 0x1F {
-            // Inf (mant == 0) or NaN (quieted, payload kept).
-            return Float(bitPattern: sign | 0x7F80_0000 | (mant == 0 ? 0 : 0x0040_0000) | (mant << 13))
-        }
-        if exp == 0 {
-            // Zero or subnormal: mant * 2^-24, exact in Float.
-            let magnitude = Float(mant) * 0x1p-24
-            return sign == 0 ? magnitude : -magnitude
-        }
-        return Float(bitPattern: sign | ((exp + 112) << 23) | (mant << 13))
+        let h = UInt32(bits)
+        let sign = (h & 0x8000) << 16
+        let em = h & 0x7FFF
+        // Normal: rebias the exponent (127 - 15 = 112).
+        let normal = (em << 13) &+ 0x3800_0000
+        // Inf / NaN: all-ones exponent, payload kept, NaN quieted.
+        let infNaN = (em << 13) | 0x7F80_0000 | (em > 0x7C00 ? 0x0040_0000 : 0)
+        // Zero / subnormal: em * 2^-24, exact in Float.
+        let subnormal = (Float(em) * 0x1p-24).bitPattern
+        let magnitude = em >= 0x7C00 ? infNaN : (em < 0x0400 ? subnormal : normal)
+        return Float(bitPattern: sign | magnitude)
     }
 
     /// Converts Float to IEEE binary16 bits, rounding to nearest even; overflow gives Inf.
+    ///
+    /// Branch-free (selects only) so loops over it vectorize: normals round with an integer bias,
+    /// subnormals round through one Float addition (the FPU's round-to-nearest-even).
     @inlinable
     public static func f32ToF16(_ x: Float) -> UInt16 {
         let b = x.bitPattern
         let sign = UInt16(truncatingIfNeeded: (b >> 16) & 0x8000)
-        let exp = Int((b >> 23) & 0xFF)
-        let mant = b & 0x7F_FFFF
-        if exp == 0xFF {
-            if mant == 0 { return sign | 0x7C00 }
-            return sign | 0x7E00 | UInt16(truncatingIfNeeded: mant >> 13)
-        }
-        let e = exp - 112  // exponent in binary16 bias
-        if e >= 0x1F { return sign | 0x7C00 }
-        if e <= 0 {
-            // Result is a binary16 subnormal (or rounds up to the smallest normal), or zero.
-            if e < -10 || exp == 0 { return sign }
-            let m = mant | 0x80_0000
-            let shift = UInt32(14 - e)  // 14...24
-            var q = m >> shift
-            let r = m & ((1 << shift) - 1)
-            let half: UInt32 = 1 << (shift - 1)
-            if r > half || (r == half && (q & 1) == 1) { q += 1 }
-            return sign | UInt16(truncatingIfNeeded: q)
-        }
-        var q = (UInt32(e) << 10) | (mant >> 13)
-        let r = mant & 0x1FFF
-        if r > 0x1000 || (r == 0x1000 && (q & 1) == 1) { q += 1 }  // may carry into Inf: correct
-        return sign | UInt16(truncatingIfNeeded: q)
+        let a = b & 0x7FFF_FFFF
+        // Normal: rebias (-112 << 23 == 0xC800_0000 mod 2^32), add 0xFFF + the kept LSB (ties to even), drop 13 bits.
+        let normal = UInt16(truncatingIfNeeded: (a &+ 0xC800_0FFF &+ ((a >> 13) & 1)) >> 13)
+        // Below 2^-14: add 0.5 (whose ulp is 2^-24, the f16 subnormal step) and read the low bits.
+        let magic: UInt32 = 126 << 23
+        let subnormal = UInt16(truncatingIfNeeded: (Float(bitPattern: a) + Float(bitPattern: magic)).bitPattern &- magic)
+        // >= 65536 (exponent 143): Inf, or NaN with the quiet bit and the top payload bits.
+        let infNaN: UInt16 = a > 0x7F80_0000 ? 0x7E00 | UInt16(truncatingIfNeeded: (a >> 13) & 0x3FF) : 0x7C00
+        let magnitude = a >= 0x4780_0000 ? infNaN : (a < 0x3880_0000 ? subnormal : normal)
+        return sign | magnitude
     }
 
     /// Converts bfloat16 bits to Float (exact).

@@ -38,10 +38,14 @@ struct JSONParser {
     private let bytes: UnsafeRawBufferPointer
     private var pos = 0
     private let maxDepth: Int
+    private let strictKeysDepth: Int
 
     /// Parses one complete JSON document.
-    static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 64) throws -> JSONValue {
-        var p = JSONParser(bytes: bytes, maxDepth: maxDepth)
+    ///
+    /// Duplicate keys are an error in objects at depth <= `duplicateKeysRejectedUpToDepth` (the root is depth 0);
+    /// deeper, the last value wins (as serde_json does for fields it ignores).
+    static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 64, duplicateKeysRejectedUpToDepth: Int = .max) throws -> JSONValue {
+        var p = JSONParser(bytes: bytes, maxDepth: maxDepth, strictKeysDepth: duplicateKeysRejectedUpToDepth)
         p.skipWhitespace()
         let value = try p.parseValue(depth: 0)
         p.skipWhitespace()
@@ -50,13 +54,14 @@ struct JSONParser {
     }
 
     /// Parses one complete JSON document held in an array.
-    static func parse(_ bytes: [UInt8], maxDepth: Int = 64) throws -> JSONValue {
-        try bytes.withUnsafeBytes { try parse($0, maxDepth: maxDepth) }
+    static func parse(_ bytes: [UInt8], maxDepth: Int = 64, duplicateKeysRejectedUpToDepth: Int = .max) throws -> JSONValue {
+        try bytes.withUnsafeBytes { try parse($0, maxDepth: maxDepth, duplicateKeysRejectedUpToDepth: duplicateKeysRejectedUpToDepth) }
     }
 
-    private init(bytes: UnsafeRawBufferPointer, maxDepth: Int) {
+    private init(bytes: UnsafeRawBufferPointer, maxDepth: Int, strictKeysDepth: Int) {
         self.bytes = bytes
         self.maxDepth = maxDepth
+        self.strictKeysDepth = strictKeysDepth
     }
 
     private func fail(_ message: String) -> JSONParseError {
@@ -115,7 +120,7 @@ struct JSONParser {
             try expect(UInt8(ascii: ":"), "':'")
             skipWhitespace()
             let value = try parseValue(depth: depth + 1)
-            if dict.updateValue(value, forKey: key) != nil {
+            if dict.updateValue(value, forKey: key) != nil, depth <= strictKeysDepth {
                 throw JSONParseError(offset: keyOffset, message: "duplicate key \"\(key)\"")
             }
             skipWhitespace()
@@ -230,6 +235,8 @@ struct JSONParser {
         }
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self)
         if isInteger, let v = Int(text) { return .int(v) }
+        // Like serde_json: a number that overflows Double is an error (underflow to 0 is fine).
+        if !isInteger, let d = Double(text), !d.isFinite { throw JSONParseError(offset: start, message: "number out of range") }
         return .number(text)
     }
 

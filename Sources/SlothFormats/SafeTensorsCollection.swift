@@ -90,16 +90,33 @@ public final class SafeTensorsCollection: @unchecked Sendable {
     /// Reads and validates an HF index: `{"metadata": {...}, "weight_map": {tensor: shard file}}`.
     private static func readIndex(_ url: URL, folder: URL) throws -> [String: String] {
         let file = url.path
-        let hint = "re-save the model with save_pretrained, or delete the index if the folder holds a single model.safetensors"
         let data: Data
         do {
             data = try Data(contentsOf: url)
         } catch {
             throw SafeTensorsError(.io, file: file, message: "cannot read: \(error.localizedDescription)", hint: "check permissions")
         }
+        let parsed = try data.withUnsafeBytes { try parseIndex($0, file: file) }
+        var checked: Set<String> = []
+        for (tensor, shard) in parsed.sorted(by: { JSONWriter.byteOrder($0.key, $1.key) }) where !checked.contains(shard) {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: folder.appendingPathComponent(shard).path, isDirectory: &isDir), !isDir.boolValue else {
+                throw SafeTensorsError(.badIndex, file: file, tensor: tensor, field: "weight_map",
+                                       message: "names shard file \"\(shard)\", which is missing from \(folder.path)",
+                                       hint: "the download is incomplete: fetch every model-*.safetensors file the index lists")
+            }
+            checked.insert(shard)
+        }
+        return parsed
+    }
+
+    /// Parses and validates the text of an HF index: `{"metadata": {...}, "weight_map": {tensor: shard file}}`
+    /// (shard names must be plain file names); does not touch the file system.
+    static func parseIndex(_ bytes: UnsafeRawBufferPointer, file: String) throws -> [String: String] {
+        let hint = "re-save the model with save_pretrained, or delete the index if the folder holds a single model.safetensors"
         let json: JSONValue
         do {
-            json = try data.withUnsafeBytes { try JSONParser.parse($0) }
+            json = try JSONParser.parse(bytes)
         } catch let e as JSONParseError {
             throw SafeTensorsError(.badIndex, file: file, message: "not valid JSON: \(e.message) at byte \(e.offset)", hint: hint)
         }
@@ -113,24 +130,15 @@ public final class SafeTensorsCollection: @unchecked Sendable {
             throw SafeTensorsError(.badIndex, file: file, field: "weight_map", message: "is \(wm.kindName), expected an object {tensor: shard file}", hint: hint)
         }
         var map: [String: String] = [:]
-        var checked: Set<String> = []
         for (tensor, v) in entries {
             guard case .string(let shard) = v else {
                 throw SafeTensorsError(.badIndex, file: file, tensor: tensor, field: "weight_map",
                                        message: "shard is \(v.kindName), expected a file name", hint: hint)
             }
-            guard !shard.isEmpty, !shard.contains("/"), !shard.contains("\\"), shard != ".", shard != ".." else {
+            guard !shard.isEmpty, !shard.contains("/"), !shard.contains("\\"), shard != ".", shard != "..",
+                  !shard.unicodeScalars.contains(where: { $0.value < 0x20 }) else {
                 throw SafeTensorsError(.badIndex, file: file, tensor: tensor, field: "weight_map",
                                        message: "shard \"\(shard)\" is not a plain file name in the model folder", hint: hint)
-            }
-            if !checked.contains(shard) {
-                var isDir: ObjCBool = false
-                guard FileManager.default.fileExists(atPath: folder.appendingPathComponent(shard).path, isDirectory: &isDir), !isDir.boolValue else {
-                    throw SafeTensorsError(.badIndex, file: file, tensor: tensor, field: "weight_map",
-                                           message: "names shard file \"\(shard)\", which is missing from \(folder.path)",
-                                           hint: "the download is incomplete: fetch every model-*.safetensors file the index lists")
-                }
-                checked.insert(shard)
             }
             map[tensor] = shard
         }

@@ -72,7 +72,7 @@ struct SafeTensorsHeader {
         }
         let json: JSONValue
         do {
-            json = try JSONParser.parse(headerBytes)
+            json = try JSONParser.parse(headerBytes, duplicateKeysRejectedUpToDepth: 1)
         } catch let e as JSONParseError {
             throw SafeTensorsError(.badHeaderJSON, file: file,
                                    message: "header is not valid JSON: \(e.message) at header byte \(e.offset)",

@@ -167,6 +167,7 @@ public final class ShardedSafeTensorsWriter {
             finished = true
             // A stale index from an earlier save would shadow the new single file.
             unlink(indexURL.path)
+            removeStaleShards(keeping: [])
             return
         }
         let n = shards.count
@@ -178,6 +179,28 @@ public final class ShardedSafeTensorsWriter {
         }
         finished = true
         try AtomicFile.write(to: indexURL) { try $0.write(self.indexJSON(weightMap)) }
+        removeStaleShards(keeping: Set(weightMap.values))
+    }
+
+    /// Deletes `model-NNNNN-of-NNNNN.safetensors` files an earlier save left in the folder (as save_pretrained does).
+    private func removeStaleShards(keeping: Set<String>) {
+        guard let listing = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return }
+        for name in listing where Self.isShardName(name) && !keeping.contains(name) {
+            unlink(directory.appendingPathComponent(name).path)
+        }
+    }
+
+    /// True for `model-00001-of-00002.safetensors`-style names.
+    static func isShardName(_ name: String) -> Bool {
+        let u = Array(name.utf8)
+        let prefix = Array("model-".utf8), suffix = Array(".safetensors".utf8), of = Array("-of-".utf8)
+        guard u.count == prefix.count + 5 + of.count + 5 + suffix.count,
+              u.starts(with: prefix), u.suffix(suffix.count).elementsEqual(suffix) else { return false }
+        let digits1 = u[prefix.count..<(prefix.count + 5)]
+        let middle = u[(prefix.count + 5)..<(prefix.count + 5 + of.count)]
+        let digits2 = u[(prefix.count + 5 + of.count)..<(prefix.count + 10 + of.count)]
+        let isDigit: (UInt8) -> Bool = { $0 >= 0x30 && $0 <= 0x39 }
+        return digits1.allSatisfy(isDigit) && middle.elementsEqual(of) && digits2.allSatisfy(isDigit)
     }
 
     private static func pad5(_ i: Int) -> String {

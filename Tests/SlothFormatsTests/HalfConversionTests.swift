@@ -55,6 +55,36 @@ import SlothCore
         #expect(bf16Bad == 0, "\(firstBF16 ?? "")")
     }
 
+    /// Hash of f32 -> half over chunk `k` (bit patterns k << 20 ..< (k + 1) << 20), as make.py computes it with torch.
+    static func chunkHash(_ k: Int, _ convert: (Float) -> UInt16) -> UInt64 {
+        var h: UInt64 = 0
+        let base = UInt32(k) << 20
+        for i in 0..<(1 << 20) {
+            let w = (UInt64(i) &* 2654435761 &+ 1) | 1
+            h &+= UInt64(convert(Float(bitPattern: base | UInt32(i)))) &* w
+        }
+        return h
+    }
+
+    /// All 2^32 floats converted by torch, checked as 4096 chunk hashes. By default a subset of chunks around
+    /// the interesting ranges (zero, f16 subnormals, overflow, Inf/NaN, both signs); SLOTH_EXHAUSTIVE_HALF=1 checks all.
+    @Test func f32ToHalfChunkHashesMatchTorch() throws {
+        let raw = try TestSupport.bytes(TestSupport.fixture("f32_to_half_chunk_hashes.bin"))
+        #expect(raw.count == 4096 * 16)
+        func u64(_ at: Int) -> UInt64 { (0..<8).reduce(UInt64(0)) { $0 | UInt64(raw[at + $1]) << (8 * $1) } }
+        let all = ProcessInfo.processInfo.environment["SLOTH_EXHAUSTIVE_HALF"] == "1"
+        let subset = [0x000, 0x330, 0x380, 0x387, 0x388, 0x3F8, 0x477, 0x478, 0x7F8, 0x7FF,
+                      0x800, 0xB87, 0xB88, 0xC77, 0xFF8, 0xFFF]
+        let chunks = all ? Array(0..<4096) : subset
+        var bad: [String] = []
+        for k in chunks {
+            if Self.chunkHash(k, HalfConversion.f32ToF16) != u64(16 * k) { bad.append("f16 chunk 0x\(String(k, radix: 16))") }
+            if Self.chunkHash(k, HalfConversion.f32ToBF16) != u64(16 * k + 8) { bad.append("bf16 chunk 0x\(String(k, radix: 16))") }
+        }
+        print("f32->f16/bf16 vs torch: \(chunks.count) chunks x 2^20 floats, \(bad.count) mismatching chunks")
+        #expect(bad.isEmpty, "\(bad)")
+    }
+
     /// Every finite f16 survives f16 -> f32 -> f16; same for bf16 (checks both directions agree).
     @Test func halfRoundTripsThroughFloat() {
         for h in 0..<65536 {

@@ -121,13 +121,16 @@ import SlothCore
     @Test func shardedWriterSingleShardIsModelSafetensors() throws {
         let dir = try TestSupport.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
-        // A stale index from an earlier save must not shadow the new single file.
+        // A stale index and shards from an earlier save must not shadow the new single file.
         try Data("{}".utf8).write(to: dir.appendingPathComponent(SafeTensorsCollection.indexFileName))
+        try Data("x".utf8).write(to: dir.appendingPathComponent("model-00001-of-00002.safetensors"))
+        try Data("x".utf8).write(to: dir.appendingPathComponent("model-00002-of-00002.safetensors"))
+        try Data("keep".utf8).write(to: dir.appendingPathComponent("config.json"))
         let w = try ShardedSafeTensorsWriter(directory: dir, maxShardBytes: 1 << 30)
         try w.add(WritableTensor(name: "b", shape: [2], floats: [1, 2], as: .bf16))
         try w.add(WritableTensor(name: "a", shape: [3], floats: [3, 4, 5]))
         try w.finish()
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["model.safetensors"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["config.json", "model.safetensors"])
         let c = try SafeTensorsCollection(path: dir)
         #expect(c.names == ["a", "b"])
         #expect(try c.floats("b") == [1, 2])
@@ -137,6 +140,8 @@ import SlothCore
     @Test func shardedWriterRoundTripsManyShards() throws {
         let dir = try TestSupport.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
+        // Stale shards of an earlier, bigger save are removed.
+        try Data("x".utf8).write(to: dir.appendingPathComponent("model-00099-of-00099.safetensors"))
         let w = try ShardedSafeTensorsWriter(directory: dir, maxShardBytes: 100)
         var all: [String: [Float]] = [:]
         for i in 0..<20 {
@@ -151,6 +156,8 @@ import SlothCore
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path)
         #expect(files.contains(SafeTensorsCollection.indexFileName))
         #expect(!files.contains { $0.hasPrefix(".") }, "temp files left: \(files)")
+        #expect(!files.contains("model-00099-of-00099.safetensors"))
+        #expect(files.filter { ShardedSafeTensorsWriter.isShardName($0) }.count == files.count - 1)
         let c = try SafeTensorsCollection(path: dir)
         #expect(c.names.count == 20)
         for (k, v) in all { #expect(try c.floats(k) == v) }

@@ -10,6 +10,8 @@ Outputs (all little-endian):
 - f16_to_f32_all.bin    65536 x u32: torch f16 -> f32 of every f16 bit pattern (one tensor, vectorized path)
 - bf16_to_f32_all.bin   65536 x u32: same for bf16
 - f32_tricky.bin        N x (u32 f32 bits, u16 torch f16 bits, u16 torch bf16 bits)
+- f32_to_half_chunk_hashes.bin  4096 x (u64, u64): hashes of torch f32 -> f16 / bf16 over all 2^32 floats
+- json_verdicts.json    whether safetensors' header parser accepts each JSON value
 - *.safetensors         files written by safetensors.torch.save_file
 - values.json           the formulas / expected values for the files above
 - sharded2/, sharded_big/  tiny Llama saved by transformers save_pretrained(max_shard_size=...)
@@ -92,6 +94,32 @@ def write_conversions():
     return len(bits)
 
 
+CHUNK_BITS = 20
+
+
+def weights(n):
+    """Odd per-position weights for the chunk hashes: (i * 2654435761 + 1) | 1 as u64."""
+    i = np.arange(n, dtype=np.uint64)
+    return (i * np.uint64(2654435761) + np.uint64(1)) | np.uint64(1)
+
+
+def write_exhaustive_hashes():
+    """torch f32 -> f16 / bf16 for all 2^32 floats, as one u64 hash per chunk of 2^20 consecutive bit patterns:
+    hash = sum(out[i] * weights[i]) mod 2^64. Chunk k holds bit patterns k << 20 ... (k << 20) + 2^20 - 1."""
+    n = 1 << CHUNK_BITS
+    w = weights(n)
+    rec = np.zeros(1 << (32 - CHUNK_BITS), dtype=[("f16", "<u8"), ("bf16", "<u8")])
+    base = np.arange(n, dtype=np.uint32)
+    with np.errstate(over="ignore"):
+        for k in range(len(rec)):
+            x = torch.from_numpy((base + np.uint32(k << CHUNK_BITS)).view(np.float32))
+            h = x.to(torch.float16).view(torch.int16).numpy().view(np.uint16).astype(np.uint64)
+            b = x.to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16).astype(np.uint64)
+            rec["f16"][k] = np.sum(h * w, dtype=np.uint64)
+            rec["bf16"][k] = np.sum(b * w, dtype=np.uint64)
+    rec.tofile(os.path.join(OUT, "f32_to_half_chunk_hashes.bin"))
+
+
 def ramp(n, dtype):
     """Exactly representable values: (i % 97 - 48) * 0.25."""
     v = (torch.arange(n, dtype=torch.float64) % 97 - 48) * 0.25
@@ -136,6 +164,32 @@ def write_files():
     return values
 
 
+JSON_CASES = [
+    '{"a":1,}', '[1,]', "{'a':1}", '[01]', '[1.]', '[.5]', '[+1]', '["\\x"]', '["\x01"]', '["\\ud800"]',
+    '["\\udc00"]', '["\\ud800\\u0041"]', '[tru]', '{"a" 1}', '[1] x', '"', '', '[NaN]', '[Infinity]', '[1e400]',
+    '[-]', '[1e]', '["\\u12"]', '{"a":1 "b":2}', '{"a":1,"a":2}', '\t[1]\n',
+    '[1]', '{"a":[1,2,{"b":null}]}', '"\\ud83d\\ude00"', '[-0]', '[1E+2]', '[1e-400]', '["\\u00e9"]', '["\u00e9"]',
+    '[9223372036854775808]', '[18446744073709551616]', '[true,false,null]', '"\\/\\b\\f\\n\\r\\t"',
+]
+
+
+def write_json_verdicts():
+    """Whether the Rust safetensors parser (serde_json) accepts each JSON value inside a header's unknown field."""
+    from safetensors import deserialize
+    out = []
+    for case in JSON_CASES:
+        header = '{"t":{"dtype":"U8","shape":[0],"data_offsets":[0,0],"x":' + case + '}}'
+        try:
+            deserialize(struct.pack("<Q", len(header.encode())) + header.encode())
+            ok = True
+        except Exception:
+            ok = False
+        out.append({"value": case, "accepted": ok})
+    with open(os.path.join(OUT, "json_verdicts.json"), "w") as f:
+        json.dump(out, f, indent=1)
+        f.write("\n")
+
+
 def write_sharded(values):
     from transformers import LlamaConfig, LlamaForCausalLM
     cfg = LlamaConfig(vocab_size=16, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
@@ -161,6 +215,8 @@ def write_sharded(values):
 def main():
     os.makedirs(OUT, exist_ok=True)
     n = write_conversions()
+    write_json_verdicts()
+    write_exhaustive_hashes()
     values = write_files()
     write_sharded(values)
     with open(os.path.join(OUT, "values.json"), "w") as f:
