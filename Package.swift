@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Dependency order (DESIGN.md):
-// CBLAS <- SlothCore <- SlothFormats <- SlothModels <- SlothTraining <- Sloth <- sloth
+// CBLAS <- SlothCore <- SlothFormats <- SlothModels <- SlothTraining, SlothExport <- Sloth <- sloth
 // SlothTokenizers, SlothTemplates beside them (no tensors).
 let package = Package(
     name: "Sloth",
@@ -24,7 +24,8 @@ let package = Package(
         .target(name: "SlothTemplates"),
         .target(name: "SlothModels", dependencies: ["SlothCore", "SlothFormats"]),
         .target(name: "SlothTraining", dependencies: ["SlothCore", "SlothFormats", "SlothModels", "SlothTokenizers", "SlothTemplates"]),
-        .target(name: "Sloth", dependencies: ["SlothCore", "SlothFormats", "SlothModels", "SlothTraining", "SlothTokenizers", "SlothTemplates"]),
+        .target(name: "SlothExport", dependencies: ["SlothCore", "SlothFormats", "SlothModels", "SlothTokenizers"]),
+        .target(name: "Sloth", dependencies: ["SlothCore", "SlothFormats", "SlothModels", "SlothTraining", "SlothTokenizers", "SlothTemplates", "SlothExport"]),
         .executableTarget(name: "sloth", dependencies: ["Sloth", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         .testTarget(name: "SlothCoreTests", dependencies: ["SlothCore"]),
@@ -33,6 +34,7 @@ let package = Package(
         .testTarget(name: "SlothTemplatesTests", dependencies: ["SlothTemplates"]),
         .testTarget(name: "SlothModelsTests", dependencies: ["SlothModels"]),
         .testTarget(name: "SlothTrainingTests", dependencies: ["SlothTraining"]),
+        .testTarget(name: "SlothExportTests", dependencies: ["SlothExport", "SlothTraining"]),
         .testTarget(name: "SlothCLITests", dependencies: ["Sloth"]),
     ],
     swiftLanguageModes: [.v5]

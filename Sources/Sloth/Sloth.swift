@@ -5,3 +5,4 @@
 @_exported import SlothTraining
 @_exported import SlothTokenizers
 @_exported import SlothTemplates
+@_exported import SlothExport

@@ -1,4 +1,5 @@
 import Foundation
+import SlothTokenizers
 
 /// Text in and out of a model folder's tokenizer.
 public protocol TextCodec {
@@ -6,16 +7,21 @@ public protocol TextCodec {
     func decode(_ ids: [Int], skipSpecialTokens: Bool) -> String
     var eosTokenIds: [Int] { get }
     var chatTemplate: String? { get }
-    var specialTokens: [String: String] { get }
+}
+
+extension Tokenizer: TextCodec {
+    public var eosTokenIds: [Int] { eosTokenId.map { [$0] } ?? [] }
 }
 
 /// Finds the tokenizer of a model folder for `{"text": ...}` rows and generation.
 public enum TextEncoding {
-    /// Loaders for the folder's tokenizer files; SlothTokenizers registers itself here.
-    nonisolated(unsafe) public static var loader: ((URL) throws -> TextCodec?)? = nil
-
-    /// The folder's tokenizer, or nil when it has none.
-    public static func codec(for folder: URL) throws -> TextCodec? { try loader?(folder) }
+    /// The folder's tokenizer (tokenizer.json or tokenizer.model), or nil when it has neither.
+    public static func codec(for folder: URL) throws -> TextCodec? {
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: folder.appendingPathComponent("tokenizer.json").path)
+                || fm.fileExists(atPath: folder.appendingPathComponent("tokenizer.model").path) else { return nil }
+        return try Tokenizer.load(from: folder)
+    }
 
     /// An encoder for the folder's tokenizer, or nil when the folder has none (pre-tokenized data then).
     public static func tokenizer(for folder: URL) throws -> ((String) throws -> [Int])? {

@@ -1,0 +1,1 @@
+// SlothExport: merged safetensors, GGUF, Ollama (issue 7).

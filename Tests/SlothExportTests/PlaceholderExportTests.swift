@@ -1,0 +1,4 @@
+import Testing
+@testable import SlothExport
+
+@Test func slothExportBuilds() { #expect(Bool(true)) }
