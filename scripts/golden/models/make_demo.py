@@ -26,7 +26,6 @@ import math
 import os
 import random
 import shutil
-import sys
 import tempfile
 import time
 
@@ -178,7 +177,7 @@ def lm_loss(model, batch):
     )
 
 
-def pretrain(model, train, val, steps, batch, lr, max_seconds):
+def pretrain(model, train, steps, batch, lr, max_seconds):
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
     warm = max(1, steps // 20)
 
@@ -380,7 +379,7 @@ def main():
         print(f"train rows {tuple(train.shape)} ({train.numel()} tokens), val rows {tuple(val.shape)}; "
               f"params {sum(p.numel() for p in model.parameters())}")
         init_val = eval_loss(model, val)
-        hist, secs = pretrain(model, train, val, args.steps, args.batch, args.lr, args.max_seconds)
+        hist, secs = pretrain(model, train, args.steps, args.batch, args.lr, args.max_seconds)
         stats = {"steps": len(hist), "seconds": round(secs, 1), "val_loss_init": init_val,
                  "train_loss_last50": sum(hist[-50:]) / len(hist[-50:]),
                  "val_loss_fp32": eval_loss(model, val)}

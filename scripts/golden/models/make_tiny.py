@@ -25,8 +25,6 @@ import json
 import math
 import os
 import shutil
-import sys
-import tempfile
 
 import torch
 import transformers
@@ -348,7 +346,7 @@ def build(name, root):
         a = logits_of(m, rows[0]["input_ids"])
         b = logits_of(full, rows[0]["input_ids"])
         d = (a - b).abs().max(dim=-1).values[0]
-        print(f"[mistral] sliding_window 6 vs None, per position max |dlogit|: "
+        print("[mistral] sliding_window 6 vs None, per position max |dlogit|: "
               + " ".join(f"{x:.2g}" for x in d.tolist()))
         # Positions 0..5 see at most 6 tokens either way; from position 6 on the window bites.
         assert d[:6].max().item() < 1e-5 and d[6:].min().item() > 1e-4
