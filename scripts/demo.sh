@@ -7,6 +7,9 @@ BIN=$(swift build -c release --show-bin-path)/sloth
 OUT=out/demo
 rm -rf "$OUT"; mkdir -p "$OUT"
 
+PROMPT=$'User: Tell me about Anna and her white fish.\nAssistant:'
+echo "== the base model (pre-trained on simple stories, never saw this question format)"
+"$BIN" generate --model models/demo --max-new-tokens 24 --prompt "$PROMPT"
 echo "== held-out loss of the base model"
 "$BIN" eval --model models/demo --data data/demo-eval.jsonl
 
@@ -21,10 +24,6 @@ awk -F'"loss":' 'NR==1 || NR%10==0 { split($2, a, ","); printf "step %3d  loss %
 echo "== held-out loss with the adapter"
 "$BIN" eval --model models/demo --adapter "$OUT/adapter" --data data/demo-eval.jsonl
 
-if "$BIN" help generate >/dev/null 2>&1; then
-  echo "== generation with the adapter"
-  "$BIN" generate --model models/demo --adapter "$OUT/adapter" --max-new-tokens 24 --temperature 0 \
-    --prompt "$(head -1 data/demo-eval-text.jsonl | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["prompt"])' 2>/dev/null || echo 'User: Tell me about Finn and his black duck.
-Assistant:')"
-fi
+echo "== generation with the adapter"
+"$BIN" generate --model models/demo --adapter "$OUT/adapter" --max-new-tokens 24 --prompt "$PROMPT"
 echo "adapter written to $OUT/adapter (adapter_config.json + adapter_model.safetensors, PEFT layout)"

@@ -118,3 +118,9 @@ func lossCurveMatchesPyTorch(name: String) throws {
 @Test func lossCurveWithoutCheckpointing() throws {
     try checkCurve("llama", key: "train", policy: .none)
 }
+
+/// Gradient accumulation (2 micro-batches of 1 row, cosine schedule) normalised as transformers' Trainer:
+/// every token of the optimizer step weighs the same (num_items_in_batch).
+@Test func accumulationCurveMatchesTrainer() throws {
+    try checkCurve("llama", key: "train_accum", policy: .recompute)
+}

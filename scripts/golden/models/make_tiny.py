@@ -82,7 +82,7 @@ TRAIN_ACCUM = dict(
     padding="none (micro-batches of one row)",
     schedule="transformers.get_cosine_schedule_with_warmup",
     warmup_steps=3,
-    loss="mean of the two micro-batch losses; each micro-batch loss (mean over its tokens) is divided by 2 before backward",
+    loss="as transformers Trainer with num_items_in_batch: each micro-batch's summed token loss divided by the predicted tokens of the whole step; the step loss is their sum (the mean over all the step's tokens)",
 )
 
 
@@ -275,13 +275,19 @@ def train_curve(model_dir, rows, params, accum):
         opt.zero_grad(set_to_none=True)
         lrs.append(opt.param_groups[0]["lr"])
         if accum:
-            step_loss = 0.0
+            # As transformers' Trainer does for models that accept loss kwargs: every micro-batch's summed
+            # token loss is divided by the number of predicted tokens in the whole optimizer step
+            # (num_items_in_batch), so the step's gradient is the mean over all its tokens.
+            micro = []
             for _ in range(params["gradient_accumulation_steps"]):
-                ids, mask, labels = collate([rows[cursor % 4]])
+                micro.append(collate([rows[cursor % 4]]))
                 cursor += 1
-                loss = pm(input_ids=ids, attention_mask=mask, labels=labels).loss
-                (loss / params["gradient_accumulation_steps"]).backward()
-                step_loss += loss.item() / params["gradient_accumulation_steps"]
+            num_items = sum(int((labels[:, 1:] != -100).sum()) for _, _, labels in micro)
+            step_loss = 0.0
+            for ids, mask, labels in micro:
+                loss = pm(input_ids=ids, attention_mask=mask, labels=labels, num_items_in_batch=num_items).loss
+                loss.backward()
+                step_loss += loss.item()
             losses.append(step_loss)
         else:
             batch = [rows[cursor % 4], rows[(cursor + 1) % 4]]
