@@ -122,9 +122,10 @@ public final class Generator {
         return logits
     }
 
-    /// Generates for each prompt; `onToken(sequence, token)` streams tokens as they are chosen.
+    /// Generates for each prompt; `onToken(sequence, token)` streams tokens as they are chosen and
+    /// returns false to stop that sequence (stop strings).
     public func generate(prompts: [[Int32]], parameters p: SamplingParameters,
-                         onToken: (Int, Int32) -> Void = { _, _ in }) throws -> [[Int32]] {
+                         onToken: (Int, Int32) -> Bool = { _, _ in true }) throws -> [[Int32]] {
         let v = config.vocabSize
         for (i, pr) in prompts.enumerated() {
             guard !pr.isEmpty else { throw ModelError.badData(file: "prompt", line: i + 1, detail: "the prompt is empty") }
@@ -144,7 +145,7 @@ public final class Generator {
                 let seq = seqs[s]
                 let tok = Sampler.choose(logits: logits.data + row * v, vocab: v, history: seq.ids, parameters: p, rng: &seq.rng)
                 seq.ids.append(tok); seq.generated.append(tok)
-                onToken(s, tok)
+                if !onToken(s, tok) { seq.finished = true }
                 if !p.ignoreEOS && eosIds.contains(tok) { seq.finished = true }
                 next.append(tok)
             }

@@ -27,6 +27,9 @@ struct GenerateCommand: ParsableCommand {
     @Option var repetitionPenalty: Double = 1
     @Option var seed: UInt64 = 0
     @Flag(help: "Do not stop at end-of-sequence tokens.") var ignoreEos = false
+    @Option(help: "Stop when the output contains this text (repeatable); the text is cut there.") var stop: [String] = []
+    @Flag(help: "Wrap each prompt as a user message with the model's chat template (add_generation_prompt).") var chat = false
+    @Option(help: "With --chat: a named template, a .jinja file or a folder, instead of the model's.") var chatTemplate: String?
 
     func validate() throws {
         guard (prompt == nil) != (prompts == nil) else { throw ValidationError("give exactly one of --prompt and --prompts") }
@@ -55,20 +58,19 @@ struct GenerateCommand: ParsableCommand {
         var p = SamplingParameters()
         p.maxNewTokens = maxNewTokens; p.temperature = temperature; p.topK = topK; p.topP = topP; p.minP = minP
         p.repetitionPenalty = repetitionPenalty; p.seed = seed; p.ignoreEOS = ignoreEos
-        if let prompt {
+        let formatter = try chat ? codec.map { try ChatFormatter(folder: url, templateSpec: chatTemplate, codec: $0) } : nil
+        if chat && formatter == nil { throw ValidationError("--chat needs the model folder's tokenizer") }
+        func encodeText(_ text: String) throws -> [Int32] {
             guard let codec else { throw ValidationError("\(model) has no tokenizer: use --prompts with {\"input_ids\": [...]} rows") }
-            let ids = try codec.encode(prompt, addSpecialTokens: true).map(Int32.init)
-            var emitted = ""
-            var all: [Int] = []
-            _ = try gen.generate(prompts: [ids], parameters: p) { _, tok in
-                all.append(Int(tok))
-                let text = codec.decode(all, skipSpecialTokens: true)
-                if text.hasPrefix(emitted) {
-                    FileHandle.standardOutput.write(Data(text.dropFirst(emitted.count).utf8))
-                    emitted = text
-                }
-            }
-            FileHandle.standardOutput.write(Data("\n".utf8))
+            if let formatter { return try formatter.promptIds([(role: "user", content: text)]) }
+            return try codec.encode(text, addSpecialTokens: true).map(Int32.init)
+        }
+        let stops = StopStrings(stop)
+        if let prompt {
+            let ids = try encodeText(prompt)
+            let stream = TextStream(codec: codec!, stops: stops)
+            _ = try gen.generate(prompts: [ids], parameters: p) { _, tok in stream.push(tok) }
+            stream.finish()
             return
         }
         let file = prompts!
@@ -80,18 +82,56 @@ struct GenerateCommand: ParsableCommand {
             }
             if let ids = obj["input_ids"] as? [Int] { inputs.append(ids.map(Int32.init)) }
             else if let text = obj["prompt"] as? String {
-                guard let codec else { throw DatasetError(file: file, row: i + 1, message: "text prompt but \(model) has no tokenizer; give input_ids") }
-                inputs.append(try codec.encode(text, addSpecialTokens: true).map(Int32.init))
+                guard codec != nil else { throw DatasetError(file: file, row: i + 1, message: "text prompt but \(model) has no tokenizer; give input_ids") }
+                inputs.append(try encodeText(text))
             } else { throw DatasetError(file: file, row: i + 1, message: "expected {\"prompt\": text} or {\"input_ids\": [...]}") }
         }
-        let outs = try gen.generate(prompts: inputs, parameters: p)
-        for o in outs {
+        var texts = [String?](repeating: nil, count: inputs.count)
+        var produced = [[Int]](repeating: [], count: inputs.count)
+        let outs = try gen.generate(prompts: inputs, parameters: p) { s, tok in
+            produced[s].append(Int(tok))
+            guard let codec, !stops.strings.isEmpty else { return true }
+            if let cut = stops.cut(codec.decode(produced[s], skipSpecialTokens: true)) { texts[s] = cut; return false }
+            return true
+        }
+        for (s, o) in outs.enumerated() {
             var row: [String: Any] = ["ids": o.map(Int.init)]
-            row["text"] = codec?.decode(o.map(Int.init), skipSpecialTokens: true) ?? NSNull()
+            row["text"] = texts[s] ?? codec?.decode(o.map(Int.init), skipSpecialTokens: true) ?? NSNull()
             let line = try JSONSerialization.data(withJSONObject: row, options: [.sortedKeys])
             FileHandle.standardOutput.write(line + Data("\n".utf8))
         }
     }
+}
+
+/// Streams decoded text to stdout as tokens arrive, holding back what could still become a stop string.
+final class TextStream {
+    let codec: TextCodec, stops: StopStrings
+    var ids: [Int] = [], emitted = "", stopped = false
+    var out: (String) -> Void = { FileHandle.standardOutput.write(Data($0.utf8)) }
+    init(codec: TextCodec, stops: StopStrings) { self.codec = codec; self.stops = stops }
+
+    /// Adds a token; returns false when a stop string has appeared.
+    func push(_ tok: Int32) -> Bool {
+        ids.append(Int(tok))
+        let text = codec.decode(ids, skipSpecialTokens: true)
+        if let cut = stops.cut(text) { emit(cut); stopped = true; return false }
+        // Hold back a tail that is a prefix of some stop string, and incomplete UTF-8 (U+FFFD at the end).
+        var safe = text
+        if safe.hasSuffix("\u{FFFD}") { safe = String(safe.dropLast()) }
+        for s in stops.strings {
+            for k in stride(from: min(s.count - 1, safe.count), to: 0, by: -1) where safe.hasSuffix(String(s.prefix(k))) {
+                safe = String(safe.dropLast(k)); break
+            }
+        }
+        emit(safe)
+        return true
+    }
+    func emit(_ text: String) {
+        guard text.hasPrefix(emitted), text.count > emitted.count else { return }
+        out(String(text.dropFirst(emitted.count)))
+        emitted = text
+    }
+    func finish() { if !stopped { emit(codec.decode(ids, skipSpecialTokens: true)) }; out("\n") }
 }
 
 /// generation_config.json's end-of-sequence ids (an int or a list), if the folder has the file.

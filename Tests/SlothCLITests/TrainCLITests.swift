@@ -163,3 +163,42 @@ func badDataRowsAreClearErrors(content: String, expected: String) throws {
     let nll = try String(contentsOf: tmp.appendingPathComponent("nll.jsonl"), encoding: .utf8).split(separator: "\n")
     #expect(nll.count == 2)
 }
+
+/// The demo model with an adapter trained on the demo data (shared by the generation CLI tests).
+enum DemoAdapter {
+    static let repo = TrainFixtures.models.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let model = repo.appendingPathComponent("models/demo")
+    static let adapter: URL? = {
+        let out = TrainFixtures.tempDir().appendingPathComponent("demo-adapter")
+        let r = try? CLI.run(["train", "--model", model.path, "--data", repo.appendingPathComponent("data/demo.jsonl").path,
+                              "--output", out.path, "--max-steps", "30", "--batch-size", "8", "--learning-rate", "2e-3", "--quiet"])
+        return r?.0 == 0 ? out : nil
+    }()
+}
+
+@Test func generateChatAndStopStrings() throws {
+    let adapter = try #require(DemoAdapter.adapter)
+    let m = DemoAdapter.model.path
+    var (status, out, err) = try CLI.run(["generate", "--model", m, "--adapter", adapter.path, "--chat", "--prompt", "Tell me about Anna and her white fish."])
+    #expect(status == 0, "\(err)")
+    #expect(out == " Anna has a white fish. The fish likes to swim.\n")
+    (status, out, err) = try CLI.run(["generate", "--model", m, "--prompt", "Tom has", "--stop", "cat.", "--max-new-tokens", "30"])
+    #expect(status == 0, "\(err)")
+    #expect(out == " a green \n")
+    let prompts = TrainFixtures.tempDir().appendingPathComponent("p.jsonl")
+    try Data("{\"prompt\": \"Tom has\"}\n{\"prompt\": \"Snow is\"}\n".utf8).write(to: prompts)
+    (status, out, err) = try CLI.run(["generate", "--model", m, "--prompts", prompts.path, "--stop", "cat.", "--max-new-tokens", "30"])
+    #expect(status == 0, "\(err)")
+    let rows = out.split(separator: "\n").map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+    #expect(rows.count == 2)
+    #expect(rows[0]["text"] as? String == " a green ")
+    #expect(rows[1]["text"] as? String == " white. Bees make honey. Cows give milk.")
+}
+
+@Test func chatKeepsHistoryAndResets() throws {
+    let adapter = try #require(DemoAdapter.adapter)
+    let input = "Tell me about Anna and her white fish.\n/reset\nTell me about Max and his red dog.\n/exit\n"
+    let (status, out, err) = try CLI.run(["chat", "--model", DemoAdapter.model.path, "--adapter", adapter.path], stdin: Data(input.utf8))
+    #expect(status == 0, "\(err)")
+    #expect(out == " Anna has a white fish. The fish likes to swim.\n(history cleared)\n Max has a red dog. The dog likes to run.\n")
+}
