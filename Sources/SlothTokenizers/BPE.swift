@@ -29,13 +29,14 @@ final class BPEModel {
         inv.reserveCapacity(vocab.count)
         for (k, v) in vocab { inv[v] = k }
         idToToken = inv
-        let prefixLen = continuingSubwordPrefix?.count ?? 0
+        let prefixLen = continuingSubwordPrefix?.unicodeScalars.count ?? 0
         var m: [UInt64: (rank: Int32, id: Int32)] = [:]
         m.reserveCapacity(merges.count)
         for (rank, (a, b)) in merges.enumerated() {
             guard let ia = vocab[a] else { throw TokenizerError.unknownMergeToken(file: file, merge: "\(a) \(b)", token: a) }
             guard let ib = vocab[b] else { throw TokenizerError.unknownMergeToken(file: file, merge: "\(a) \(b)", token: b) }
-            let merged = a + (prefixLen > 0 && b.hasPrefix(continuingSubwordPrefix!) ? String(b.dropFirst(prefixLen)) : b)
+            let stripped = prefixLen > 0 && b.unicodeScalars.starts(with: continuingSubwordPrefix!.unicodeScalars)
+            let merged = a + (stripped ? String(String.UnicodeScalarView(b.unicodeScalars.dropFirst(prefixLen))) : b)
             guard let im = vocab[merged] else { throw TokenizerError.unknownMergeToken(file: file, merge: "\(a) \(b)", token: merged) }
             let key = UInt64(UInt32(ia)) << 32 | UInt64(UInt32(ib))
             if m[key] == nil { m[key] = (Int32(rank), Int32(im)) }
