@@ -16,7 +16,7 @@ import Testing
     }
 
     @Test(.enabled(if: Goldens.haveRealFiles, Comment(rawValue: Goldens.skipMessage)),
-          arguments: ["mistral_v1", "mistral_v3", "mistral_v7"])
+          arguments: ["mistral_v1", "mistral_v3", "mistral_v7", "botchan_bpe", "botchan_unigram", "kyoto_unigram"])
     func convertedSentencePieceMatchesHFConversion(_ name: String) throws {
         try check(name)
     }
