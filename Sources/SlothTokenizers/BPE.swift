@@ -9,6 +9,8 @@ final class BPEModel {
     let idToToken: [Int: String]
     /// (left id, right id) packed -> (rank, merged id).
     private let merges: [UInt64: (rank: Int32, id: Int32)]
+    /// The merges in rank order, as read (for writing tokenizer.json back).
+    let mergeList: [(String, String)]
     let unkToken: String?
     let continuingSubwordPrefix: String?
     let endOfWordSuffix: String?
@@ -42,6 +44,7 @@ final class BPEModel {
             if m[key] == nil { m[key] = (Int32(rank), Int32(im)) }
         }
         self.merges = m
+        mergeList = merges
         self.unkToken = unkToken
         self.continuingSubwordPrefix = continuingSubwordPrefix
         self.endOfWordSuffix = endOfWordSuffix

@@ -7,6 +7,8 @@
 /// takes the *first* (shortest) key that prefixes the bytes.
 struct PrecompiledCharsmap {
     private let units: [UInt32]
+    /// The charsmap as stored in the model (for writing tokenizer.json back).
+    let raw: [UInt8]
     private let normalized: [UInt8]
 
     init(data: [UInt8], file: String) throws {
@@ -15,6 +17,7 @@ struct PrecompiledCharsmap {
         guard size % 4 == 0, size <= data.count - 4, size >= 4 else {
             throw TokenizerError.badProtobuf(file: file, reason: "precompiled_charsmap trie size \(size) does not fit its \(data.count) bytes")
         }
+        raw = data
         var u: [UInt32] = []
         u.reserveCapacity(size / 4)
         var p = 4
