@@ -4,7 +4,7 @@ import Foundation
 /// (Llama 2, Mistral: `byte_fallback`, `fuse_unk`).
 final class BPEModel {
     /// Token string -> id.
-    let vocab: [String: Int]
+    let vocab: Vocab
     /// Id -> token string.
     let idToToken: [Int: String]
     /// (left id, right id) packed -> (rank, merged id).
@@ -21,15 +21,15 @@ final class BPEModel {
     private let byteIds: [Int]?
     /// Single-character tokens, looked up without building strings.
     private let charIds: [UInt32: Int]
-    private var cache: [String: [Int]] = [:]
+    private var cache: [ExactString: [Int]] = [:]
     private let cacheLock = NSLock()
 
-    init(vocab: [String: Int], merges: [(String, String)], unkToken: String?, continuingSubwordPrefix: String?,
+    init(vocab: Vocab, merges: [(String, String)], unkToken: String?, continuingSubwordPrefix: String?,
          endOfWordSuffix: String?, fuseUnk: Bool, byteFallback: Bool, ignoreMerges: Bool, file: String) throws {
         self.vocab = vocab
         var inv: [Int: String] = [:]
         inv.reserveCapacity(vocab.count)
-        for (k, v) in vocab { inv[v] = k }
+        for (k, v) in vocab.map { inv[v] = k.s }
         idToToken = inv
         let prefixLen = continuingSubwordPrefix?.unicodeScalars.count ?? 0
         var m: [UInt64: (rank: Int32, id: Int32)] = [:]
@@ -56,7 +56,7 @@ final class BPEModel {
             byteIds = ids.allSatisfy { $0 != nil } ? ids.map { $0! } : nil
         } else { byteIds = nil }
         var ci: [UInt32: Int] = [:]
-        for (k, v) in vocab where k.unicodeScalars.count == 1 { ci[k.unicodeScalars.first!.value] = v }
+        for (k, v) in vocab.map where k.s.unicodeScalars.count == 1 { ci[k.s.unicodeScalars.first!.value] = v }
         charIds = ci
     }
 
@@ -90,11 +90,12 @@ final class BPEModel {
                             ignoreMerges: try o.bool("ignore_merges", default: false), file: o.file)
     }
 
-    static func parseVocab(_ o: JSONObject) throws -> [String: Int] {
+    static func parseVocab(_ o: JSONObject) throws -> Vocab {
         guard let raw = o.dict["vocab"] as? [String: Any] else { throw o.bad("vocab", "an object of token -> id") }
-        var vocab: [String: Int] = [:]
-        vocab.reserveCapacity(raw.count)
-        for (k, v) in raw {
+        var vocab = Vocab(minimumCapacity: raw.count)
+        // Keys that Swift's String equality merges (e.g. NFC and NFD forms) come back as exact pairs.
+        let pairs = (raw[exactPairsKey] as? [(String, Any)]) ?? raw.map { ($0.key, $0.value) }
+        for (k, v) in pairs {
             guard let n = v as? NSNumber, !JSONObject.isBool(n), let id = Int(exactly: n.doubleValue), id >= 0 else {
                 throw TokenizerError.badField(file: o.file, field: "\(o.field("vocab"))[\"\(k)\"]", expected: "a non-negative integer id")
             }
@@ -110,15 +111,16 @@ final class BPEModel {
         key.append(contentsOf: word)
         let s = String(key)
         if ignoreMerges, let id = vocab[s] { out.append(id); return }
+        let ck = ExactString(s)
         cacheLock.lock()
-        let hit = cache[s]
+        let hit = cache[ck]
         cacheLock.unlock()
         if let hit { out.append(contentsOf: hit); return }
         let ids = merge(word)
         if word.count < 256 {
             cacheLock.lock()
             if cache.count > 100_000 { cache.removeAll(keepingCapacity: true) }
-            cache[s] = ids
+            cache[ck] = ids
             cacheLock.unlock()
         }
         out.append(contentsOf: ids)

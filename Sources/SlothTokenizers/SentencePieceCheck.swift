@@ -42,7 +42,7 @@ extension SentencePieceConverter {
     /// What differs between the converted tokenizer and the SentencePiece model (empty when they agree).
     static func disagreements(_ tok: Tokenizer, _ m: SentencePieceModel) -> [String] {
         var out: [String] = []
-        var firstIndex: [String: Int] = [:]
+        var firstIndex = Vocab()
         for (i, p) in m.pieces.enumerated() where firstIndex[p.piece] == nil { firstIndex[p.piece] = i }
         var bad = 0
         for (i, p) in m.pieces.enumerated() where firstIndex[p.piece] == i || p.type == .control {
@@ -86,7 +86,7 @@ enum SentencePieceReference {
 
     static func encode(_ text: String, _ m: SentencePieceModel) -> [Int] {
         let t = normalize(text, m)
-        var vocab: [String: Int] = [:]
+        var vocab = Vocab()
         for (i, p) in m.pieces.enumerated() where vocab[p.piece] == nil && (p.type == .normal || p.type == .userDefined) { vocab[p.piece] = i }
         var ids: [Int] = []
         if m.modelType == 1 {

@@ -21,7 +21,7 @@ public final class Tokenizer: @unchecked Sendable {
     private var rawMatcher: AddedTokenMatcher
     private var normalizedMatcher: AddedTokenMatcher
     private var addedById: [Int: AddedToken] = [:]
-    private var addedByContent: [String: Int] = [:]
+    private var addedByContent = Vocab()
 
     /// What the tokenizer was loaded from and its model kind, for `sloth tokenizer inspect`.
     public internal(set) var kind: String
@@ -82,7 +82,7 @@ public final class Tokenizer: @unchecked Sendable {
     func rebuildAddedTokens() {
         rawMatcher = AddedTokenMatcher(addedTokens.filter { !$0.normalized })
         normalizedMatcher = AddedTokenMatcher(addedTokens.filter { $0.normalized })
-        addedById = [:]; addedByContent = [:]
+        addedById = [:]; addedByContent = Vocab()
         for t in addedTokens { addedById[t.id] = t; addedByContent[t.content] = t.id }
     }
 

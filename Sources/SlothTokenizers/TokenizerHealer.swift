@@ -142,9 +142,11 @@ public enum TokenizerHealer {
             json["added_tokens"] = added
         }
         if var model = json["model"] as? [String: Any] {
-            if var vocab = model["vocab"] as? [String: Int] {
-                for (k, v) in vocab { if let n = renames[v] { old[k] = n; vocab[k] = nil; vocab[n] = v } }
-                model["vocab"] = vocab
+            if let vocab = model["vocab"] as? JSONEncoderExact.VocabObject {
+                model["vocab"] = JSONEncoderExact.VocabObject(pairs: vocab.pairs.map { t, id in
+                    if let n = renames[id] { old[t] = n; return (n, id) }
+                    return (t, id)
+                })
             } else if var vocab = model["vocab"] as? [[Any]] {
                 for (id, n) in renames where id < vocab.count { if let k = vocab[id][0] as? String { old[k] = n }; vocab[id][0] = n }
                 model["vocab"] = vocab

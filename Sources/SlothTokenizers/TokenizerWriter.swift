@@ -30,11 +30,7 @@ public enum TokenizerWriter {
 
     /// Writes a JSON object atomically.
     static func writeJSON(_ object: Any, to url: URL) throws {
-        let data: Data
-        do { data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) } catch {
-            throw TokenizerError.unreadable(file: url.path, reason: "cannot serialize: \(error.localizedDescription)")
-        }
-        try writeAtomically(data, to: url)
+        try writeAtomically(JSONEncoderExact.encode(object), to: url)
     }
 
     /// Writes bytes atomically (temporary file in the same folder, then rename).
@@ -98,9 +94,9 @@ public enum TokenizerWriter {
                     "continuing_subword_prefix": b.continuingSubwordPrefix.map { $0 as Any } ?? NSNull(),
                     "end_of_word_suffix": b.endOfWordSuffix.map { $0 as Any } ?? NSNull(),
                     "fuse_unk": b.fuseUnk, "byte_fallback": b.byteFallback, "ignore_merges": b.ignoreMerges,
-                    "vocab": b.vocab, "merges": b.mergeList.map { [$0.0, $0.1] }]
+                    "vocab": JSONEncoderExact.VocabObject(pairs: b.vocab.sortedPairs), "merges": b.mergeList.map { [$0.0, $0.1] }]
         case let .wordPiece(w):
-            return ["type": "WordPiece", "unk_token": w.unkToken, "continuing_subword_prefix": w.prefix, "max_input_chars_per_word": w.maxChars, "vocab": w.vocab]
+            return ["type": "WordPiece", "unk_token": w.unkToken, "continuing_subword_prefix": w.prefix, "max_input_chars_per_word": w.maxChars, "vocab": JSONEncoderExact.VocabObject(pairs: w.vocab.sortedPairs)]
         case let .unigram(u):
             return ["type": "Unigram", "unk_id": u.unkId.map { $0 as Any } ?? NSNull(), "byte_fallback": u.byteFallback,
                     "vocab": u.pieces.map { [$0.piece, $0.score] as [Any] }]

@@ -4,7 +4,7 @@ import Testing
 
 /// Encodes and decodes the whole corpus with each tokenizer and compares with HF's output (0 differences).
 @Suite struct GoldenTests {
-    @Test(arguments: ["qwen2-tiny", "gpt2-tiny"])
+    @Test(arguments: ["qwen2-tiny", "gpt2-tiny", "sp-bpe-tiny", "sp-unigram-tiny"])
     func committedTokenizerMatchesHF(_ name: String) throws {
         try check(name)
     }

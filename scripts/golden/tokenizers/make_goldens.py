@@ -137,6 +137,32 @@ def main():
         tok = Tokenizer.from_file(path)
         golden(f"{kind}-tiny", tok, f"Tests/Fixtures/tokenizers/{kind}-tiny.tokenizer.json", texts)
 
+    # Tiny SentencePiece models trained here (committed): BPE with byte fallback and a user-defined symbol, and Unigram.
+    import sentencepiece as spm
+    train_text = os.path.join(tempfile.mkdtemp(), "train.txt")
+    with open(train_text, "w", encoding="utf-8") as f:
+        for t in texts[:62] * 4:
+            f.write(t.replace("\n", " ") + "\n")
+    for name, kind, extra in [("sp-bpe-tiny", "bpe", {"byte_fallback": True, "user_defined_symbols": ["<tool>"], "normalization_rule_name": "identity"}),
+                              ("sp-unigram-tiny", "unigram", {})]:
+        prefix = os.path.join(FIX, name)
+        spm.SentencePieceTrainer.train(input=train_text, model_prefix=prefix, vocab_size=1000, model_type=kind,
+                                       character_coverage=0.98, seed_sentencepiece_size=100000, num_threads=1,
+                                       minloglevel=2, hard_vocab_limit=False, **extra)
+        os.remove(prefix + ".vocab")
+        os.replace(prefix + ".model", prefix + ".tokenizer.model")
+        path = prefix + ".tokenizer.model"
+        cls = "LlamaTokenizer" if kind == "bpe" else "TokenizersBackend"
+        tok = hf_converted(path, cls)
+        # HF's converted tokenizer.json, committed: Sloth must read it (its vocabulary holds NFC and NFD twins).
+        if kind == "bpe":  # (the Unigram one would mostly be its 300 KB charsmap)
+            tok.save(prefix + ".hf-tokenizer.json.tmp")
+            os.replace(prefix + ".hf-tokenizer.json.tmp", prefix + ".hf-tokenizer.json")
+        sp = spm.SentencePieceProcessor(model_file=path)
+        sp_diff = {i: sp.encode(t) for i, t in enumerate(texts) if sp.encode(t) != tok.encode(t, add_special_tokens=False).ids}
+        golden(name, tok, f"Tests/Fixtures/tokenizers/{name}.tokenizer.model", texts,
+               {"converter": cls, "converted": components(tok), "sentencepiece_differs": sp_diff})
+
     if not os.path.exists(os.path.join(FILES, ".complete")):
         print("real tokenizer files missing: run scripts/setup.d/tokenizers.sh", file=sys.stderr)
         sys.exit(1)
@@ -158,7 +184,6 @@ def main():
     golden("minilm", tok, "minilm/tokenizer.json", texts)
 
     # SentencePiece models converted by transformers (LlamaTokenizer for Mistral, the generic backend otherwise).
-    import sentencepiece as spm
     for name, cls in [("mistral_v1", "LlamaTokenizer"), ("mistral_v3", "LlamaTokenizer"), ("mistral_v7", "LlamaTokenizer"),
                       ("botchan_bpe", "TokenizersBackend"), ("botchan_unigram", "TokenizersBackend"),
                       ("kyoto_unigram", "TokenizersBackend")]:
