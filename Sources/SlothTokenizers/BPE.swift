@@ -4,11 +4,13 @@ import Foundation
 /// (Llama 2, Mistral: `byte_fallback`, `fuse_unk`).
 final class BPEModel {
     /// Token string -> id.
-    let vocab: [String: Int]
+    let vocab: Vocab
     /// Id -> token string.
     let idToToken: [Int: String]
     /// (left id, right id) packed -> (rank, merged id).
     private let merges: [UInt64: (rank: Int32, id: Int32)]
+    /// The merges in rank order, as read (for writing tokenizer.json back).
+    let mergeList: [(String, String)]
     let unkToken: String?
     let continuingSubwordPrefix: String?
     let endOfWordSuffix: String?
@@ -19,28 +21,30 @@ final class BPEModel {
     private let byteIds: [Int]?
     /// Single-character tokens, looked up without building strings.
     private let charIds: [UInt32: Int]
-    private var cache: [String: [Int]] = [:]
+    private var cache: [ExactString: [Int]] = [:]
     private let cacheLock = NSLock()
 
-    init(vocab: [String: Int], merges: [(String, String)], unkToken: String?, continuingSubwordPrefix: String?,
+    init(vocab: Vocab, merges: [(String, String)], unkToken: String?, continuingSubwordPrefix: String?,
          endOfWordSuffix: String?, fuseUnk: Bool, byteFallback: Bool, ignoreMerges: Bool, file: String) throws {
         self.vocab = vocab
         var inv: [Int: String] = [:]
         inv.reserveCapacity(vocab.count)
-        for (k, v) in vocab { inv[v] = k }
+        for (k, v) in vocab.map { inv[v] = k.s }
         idToToken = inv
-        let prefixLen = continuingSubwordPrefix?.count ?? 0
+        let prefixLen = continuingSubwordPrefix?.unicodeScalars.count ?? 0
         var m: [UInt64: (rank: Int32, id: Int32)] = [:]
         m.reserveCapacity(merges.count)
         for (rank, (a, b)) in merges.enumerated() {
             guard let ia = vocab[a] else { throw TokenizerError.unknownMergeToken(file: file, merge: "\(a) \(b)", token: a) }
             guard let ib = vocab[b] else { throw TokenizerError.unknownMergeToken(file: file, merge: "\(a) \(b)", token: b) }
-            let merged = a + (prefixLen > 0 && b.hasPrefix(continuingSubwordPrefix!) ? String(b.dropFirst(prefixLen)) : b)
+            let stripped = prefixLen > 0 && b.unicodeScalars.starts(with: continuingSubwordPrefix!.unicodeScalars)
+            let merged = a + (stripped ? String(String.UnicodeScalarView(b.unicodeScalars.dropFirst(prefixLen))) : b)
             guard let im = vocab[merged] else { throw TokenizerError.unknownMergeToken(file: file, merge: "\(a) \(b)", token: merged) }
             let key = UInt64(UInt32(ia)) << 32 | UInt64(UInt32(ib))
             if m[key] == nil { m[key] = (Int32(rank), Int32(im)) }
         }
         self.merges = m
+        mergeList = merges
         self.unkToken = unkToken
         self.continuingSubwordPrefix = continuingSubwordPrefix
         self.endOfWordSuffix = endOfWordSuffix
@@ -52,7 +56,7 @@ final class BPEModel {
             byteIds = ids.allSatisfy { $0 != nil } ? ids.map { $0! } : nil
         } else { byteIds = nil }
         var ci: [UInt32: Int] = [:]
-        for (k, v) in vocab where k.unicodeScalars.count == 1 { ci[k.unicodeScalars.first!.value] = v }
+        for (k, v) in vocab.map where k.s.unicodeScalars.count == 1 { ci[k.s.unicodeScalars.first!.value] = v }
         charIds = ci
     }
 
@@ -86,11 +90,12 @@ final class BPEModel {
                             ignoreMerges: try o.bool("ignore_merges", default: false), file: o.file)
     }
 
-    static func parseVocab(_ o: JSONObject) throws -> [String: Int] {
+    static func parseVocab(_ o: JSONObject) throws -> Vocab {
         guard let raw = o.dict["vocab"] as? [String: Any] else { throw o.bad("vocab", "an object of token -> id") }
-        var vocab: [String: Int] = [:]
-        vocab.reserveCapacity(raw.count)
-        for (k, v) in raw {
+        var vocab = Vocab(minimumCapacity: raw.count)
+        // Keys that Swift's String equality merges (e.g. NFC and NFD forms) come back as exact pairs.
+        let pairs = (raw[exactPairsKey] as? [(String, Any)]) ?? raw.map { ($0.key, $0.value) }
+        for (k, v) in pairs {
             guard let n = v as? NSNumber, !JSONObject.isBool(n), let id = Int(exactly: n.doubleValue), id >= 0 else {
                 throw TokenizerError.badField(file: o.file, field: "\(o.field("vocab"))[\"\(k)\"]", expected: "a non-negative integer id")
             }
@@ -106,15 +111,16 @@ final class BPEModel {
         key.append(contentsOf: word)
         let s = String(key)
         if ignoreMerges, let id = vocab[s] { out.append(id); return }
+        let ck = ExactString(s)
         cacheLock.lock()
-        let hit = cache[s]
+        let hit = cache[ck]
         cacheLock.unlock()
         if let hit { out.append(contentsOf: hit); return }
         let ids = merge(word)
         if word.count < 256 {
             cacheLock.lock()
             if cache.count > 100_000 { cache.removeAll(keepingCapacity: true) }
-            cache[s] = ids
+            cache[ck] = ids
             cacheLock.unlock()
         }
         out.append(contentsOf: ids)

@@ -14,10 +14,7 @@ struct JSONObject {
 
     /// Parses a whole JSON file into its root object.
     static func parse(data: Data, file: String) throws -> JSONObject {
-        let any: Any
-        do { any = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) } catch {
-            throw TokenizerError.invalidJSON(file: file, reason: "\(error.localizedDescription)")
-        }
+        let any = try JSONParser.parse(data, file: file)
         guard let dict = any as? [String: Any] else { throw TokenizerError.badField(file: file, field: "(root)", expected: "a JSON object") }
         return JSONObject(dict, file: file, path: "")
     }

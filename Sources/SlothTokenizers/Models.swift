@@ -64,16 +64,16 @@ enum Model {
 
 /// WordPiece (BERT): greedy longest-match-first with a continuing-subword prefix.
 final class WordPieceModel {
-    let vocab: [String: Int]
+    let vocab: Vocab
     let idToToken: [Int: String]
     let unkToken: String
     let prefix: String
     let maxChars: Int
 
-    init(vocab: [String: Int], unkToken: String, prefix: String, maxChars: Int) {
+    init(vocab: Vocab, unkToken: String, prefix: String, maxChars: Int) {
         self.vocab = vocab
         var inv: [Int: String] = [:]
-        for (k, v) in vocab { inv[v] = k }
+        for (k, v) in vocab.map { inv[v] = k.s }
         idToToken = inv
         self.unkToken = unkToken; self.prefix = prefix; self.maxChars = maxChars
     }
@@ -114,7 +114,7 @@ final class WordPieceModel {
 final class UnigramModel {
     struct Piece { var piece: String; var score: Double }
     let pieces: [Piece]
-    let pieceToId: [String: Int]
+    let pieceToId: Vocab
     let unkId: Int?
     let byteFallback: Bool
     private let unkScore: Double
@@ -125,7 +125,7 @@ final class UnigramModel {
 
     init(pieces: [Piece], unkId: Int?, byteFallback: Bool) {
         self.pieces = pieces
-        var map: [String: Int] = [:]
+        var map = Vocab(minimumCapacity: pieces.count)
         for (i, p) in pieces.enumerated() where map[p.piece] == nil { map[p.piece] = i }
         pieceToId = map
         self.unkId = unkId

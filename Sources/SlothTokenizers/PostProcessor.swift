@@ -177,7 +177,11 @@ indirect enum Decoder {
         case let .wordPiece(prefix, cleanup):
             return tokens.enumerated().map { i, t in
                 var s = t
-                if i != 0 { if s.hasPrefix(prefix) { s = String(s.dropFirst(prefix.count)) } else { s = " " + s } }
+                if i != 0 {
+                    if s.unicodeScalars.starts(with: prefix.unicodeScalars) {
+                        s = String(String.UnicodeScalarView(s.unicodeScalars.dropFirst(prefix.unicodeScalars.count)))
+                    } else { s = " " + s }
+                }
                 return cleanup ? Decoder.cleanup(s) : s
             }
         case let .bpe(suffix):

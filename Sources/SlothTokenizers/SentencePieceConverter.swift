@@ -26,9 +26,8 @@ public enum SentencePieceConverter {
         }
     }
 
-    private static func vocabDict(_ m: SentencePieceModel) -> [String: Int] {
-        var vocab: [String: Int] = [:]
-        vocab.reserveCapacity(m.pieces.count)
+    private static func vocabDict(_ m: SentencePieceModel) -> Vocab {
+        var vocab = Vocab(minimumCapacity: m.pieces.count)
         for (i, p) in m.pieces.enumerated() { vocab[p.piece] = i }
         return vocab
     }
@@ -37,7 +36,7 @@ public enum SentencePieceConverter {
     static func llama(_ m: SentencePieceModel, legacy: Bool) throws -> Tokenizer {
         let vocab = vocabDict(m)
         var ranked: [(Int, Int, String, String)] = []
-        for (piece, id) in vocab {
+        for (piece, id) in vocab.sortedPairs {
             let s = Array(piece.unicodeScalars)
             guard s.count > 1 else { continue }
             for k in 1..<s.count {
@@ -75,15 +74,16 @@ public enum SentencePieceConverter {
         switch m.modelType {
         case 2:
             let vocab = vocabDict(m)
-            var normal: [String: (Float, Int)] = [:]
-            for (i, p) in m.pieces.enumerated() where p.type == .normal { normal[p.piece] = (p.score, i) }
+            var normal: [ExactString: (Float, Int)] = [:]
+            for (i, p) in m.pieces.enumerated() where p.type == .normal { normal[ExactString(p.piece)] = (p.score, i) }
             var ranked: [(Float, Int, Int, String, String)] = []
-            for (piece, (score, id)) in normal {
+            for (key, (score, id)) in normal {
+                let piece = key.s
                 let s = Array(piece.unicodeScalars)
                 guard s.count > 1 else { continue }
                 for k in 1..<s.count {
                     let l = String(String.UnicodeScalarView(s[..<k])), r = String(String.UnicodeScalarView(s[k...]))
-                    if normal[l] != nil && normal[r] != nil { ranked.append((-score, id, k, l, r)) }
+                    if normal[ExactString(l)] != nil && normal[ExactString(r)] != nil { ranked.append((-score, id, k, l, r)) }
                 }
             }
             ranked.sort { ($0.0, $0.1, $0.2) < ($1.0, $1.1, $1.2) }

@@ -21,7 +21,7 @@ public final class Tokenizer: @unchecked Sendable {
     private var rawMatcher: AddedTokenMatcher
     private var normalizedMatcher: AddedTokenMatcher
     private var addedById: [Int: AddedToken] = [:]
-    private var addedByContent: [String: Int] = [:]
+    private var addedByContent = Vocab()
 
     /// What the tokenizer was loaded from and its model kind, for `sloth tokenizer inspect`.
     public internal(set) var kind: String
@@ -43,6 +43,27 @@ public final class Tokenizer: @unchecked Sendable {
     /// `model_max_length` of tokenizer_config.json.
     public var modelMaxLength: Int?
 
+    /// Truncation applied by `encode` (tokenizer.json `truncation`).
+    public struct Truncation: Equatable, Sendable {
+        public var maxLength: Int
+        /// Drop tokens from the start instead of the end.
+        public var fromLeft: Bool
+        public init(maxLength: Int, fromLeft: Bool = false) { self.maxLength = maxLength; self.fromLeft = fromLeft }
+    }
+    /// Padding applied by `encode` (tokenizer.json `padding`).
+    public struct Padding: Equatable, Sendable {
+        /// Pad every sequence to this length (`Fixed`); nil pads a batch to its longest (`BatchLongest`).
+        public var length: Int?
+        public var side: PaddingSide
+        public var padId: Int
+        public var multipleOf: Int?
+        public init(length: Int?, side: PaddingSide = .right, padId: Int, multipleOf: Int? = nil) {
+            self.length = length; self.side = side; self.padId = padId; self.multipleOf = multipleOf
+        }
+    }
+    public var truncation: Truncation?
+    public var padding: Padding?
+
     init(normalizer: Normalizer?, preTokenizer: PreTokenizer?, model: Model, postProcessor: PostProcessor?, decoder: Decoder?,
          addedTokens: [AddedToken], kind: String, file: String) {
         self.normalizer = normalizer.flatMap { $0.isEmpty ? nil : $0 }
@@ -61,7 +82,7 @@ public final class Tokenizer: @unchecked Sendable {
     func rebuildAddedTokens() {
         rawMatcher = AddedTokenMatcher(addedTokens.filter { !$0.normalized })
         normalizedMatcher = AddedTokenMatcher(addedTokens.filter { $0.normalized })
-        addedById = [:]; addedByContent = [:]
+        addedById = [:]; addedByContent = Vocab()
         for t in addedTokens { addedById[t.id] = t; addedByContent[t.content] = t.id }
     }
 
@@ -128,6 +149,22 @@ public final class Tokenizer: @unchecked Sendable {
         let added = root.has("added_tokens") ? try root.objects("added_tokens").map(AddedToken.parse) : []
         self.init(normalizer: normalizer, preTokenizer: pre, model: model, postProcessor: post, decoder: dec,
                   addedTokens: added, kind: "tokenizer.json, \(model.kind)", file: root.file)
+        if let t = try root.optionalObject("truncation") {
+            let dir = try t.optionalString("direction") ?? "Right"
+            guard dir == "Right" || dir == "Left" else { throw t.bad("direction", "Right or Left") }
+            truncation = Truncation(maxLength: try t.int("max_length"), fromLeft: dir == "Left")
+        }
+        if let p = try root.optionalObject("padding") {
+            var length: Int?
+            if let st = p.dict["strategy"] as? [String: Any] {
+                guard let n = st["Fixed"] as? NSNumber, let l = Int(exactly: n.doubleValue) else { throw p.bad("strategy", "\"BatchLongest\" or {\"Fixed\": n}") }
+                length = l
+            } else if (p.dict["strategy"] as? String) != "BatchLongest" { throw p.bad("strategy", "\"BatchLongest\" or {\"Fixed\": n}") }
+            let dir = try p.optionalString("direction") ?? "Right"
+            guard dir == "Right" || dir == "Left" else { throw p.bad("direction", "Right or Left") }
+            padding = Padding(length: length, side: dir == "Left" ? .left : .right, padId: try p.optionalInt("pad_id") ?? 0,
+                              multipleOf: try p.optionalInt("pad_to_multiple_of"))
+        }
         // Sensible defaults before tokenizer_config.json: the usual special-token names when present.
         for name in ["<|begin_of_text|>", "<s>", "[CLS]", "<bos>"] where tokenToId(name) != nil { bosToken = name; break }
         for name in ["<|end_of_text|>", "</s>", "[SEP]", "<eos>", "<|endoftext|>"] where tokenToId(name) != nil { eosToken = name; break }
@@ -172,7 +209,19 @@ public final class Tokenizer: @unchecked Sendable {
                 }
             }
         }
+        if let truncation {
+            let room = max(0, truncation.maxLength - (addSpecialTokens ? (postProcessor?.addedCount ?? 0) : 0))
+            if ids.count > room { ids = truncation.fromLeft ? Array(ids.suffix(room)) : Array(ids.prefix(room)) }
+        }
         if addSpecialTokens, let postProcessor { ids = postProcessor.process(ids) }
+        if let padding {
+            var length = max(ids.count, padding.length ?? 0)
+            if let m = padding.multipleOf, m > 0, length % m != 0 { length += m - length % m }
+            if ids.count < length {
+                let fill = [Int](repeating: padding.padId, count: length - ids.count)
+                ids = padding.side == .right ? ids + fill : fill + ids
+            }
+        }
         return ids
     }
 

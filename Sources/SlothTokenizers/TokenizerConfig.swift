@@ -39,7 +39,7 @@ enum TokenizerConfig {
         if let dec = try config.optionalObject("added_tokens_decoder") {
             var added = tok.addedTokens
             var known = Set(added.map(\.id))
-            for (key, value) in dec.dict {
+            for (key, value) in dec.dict where key != exactPairsKey {
                 guard let id = Int(key), let v = value as? [String: Any] else { throw dec.bad(key, "an object keyed by a token id") }
                 let entry = try AddedToken.parse(JSONObject(v.merging(["id": id]) { a, _ in a }, file: dec.file, path: dec.field(key)))
                 if !known.contains(id) { added.append(entry); known.insert(id) }

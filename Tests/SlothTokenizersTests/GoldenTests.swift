@@ -4,7 +4,7 @@ import Testing
 
 /// Encodes and decodes the whole corpus with each tokenizer and compares with HF's output (0 differences).
 @Suite struct GoldenTests {
-    @Test(arguments: ["qwen2-tiny", "gpt2-tiny"])
+    @Test(arguments: ["qwen2-tiny", "gpt2-tiny", "sp-bpe-tiny", "sp-unigram-tiny"])
     func committedTokenizerMatchesHF(_ name: String) throws {
         try check(name)
     }
@@ -16,7 +16,7 @@ import Testing
     }
 
     @Test(.enabled(if: Goldens.haveRealFiles, Comment(rawValue: Goldens.skipMessage)),
-          arguments: ["mistral_v1", "mistral_v3", "mistral_v7"])
+          arguments: ["mistral_v1", "mistral_v3", "mistral_v7", "botchan_bpe", "botchan_unigram", "kyoto_unigram"])
     func convertedSentencePieceMatchesHFConversion(_ name: String) throws {
         try check(name)
     }

@@ -71,13 +71,44 @@ ROWS = [
 ]
 
 
-def write(path):
+# Character pools for the seeded random "stress" corpus: every Unicode class the split regexes care about.
+POOLS = [
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789", " ", "  ", "\t", "\n", "\r\n", "\r",
+    "'sS'tT'reRE've'mM'llLL'dD", ".,;:!?-_()[]{}<>\"'`~@#$%^&*+=/\\|", "éèêëàâäôöûüçñßÉÈÀÇÑ", "\u0301\u0300\u0308\u0327",
+    "我爱自然语言处理今天天气很好", "ひらがなカタカナ", "한국어텍스트", "مرحبابالعالم", "नमस्तेदुनिया", "สวัสดีชาวโลก",
+    "Привет мир", "αβγδΑΒΓΔ", "😀👍🏽🇫🇷❤️🤖", "\u200d", "\u00a0\u2003\u3000\u200b\u2028\u0085", "١٢٣٤٥٦٧٨٩٠", "½²³①Ⅻ",
+    "𝔘𝔫𝔦𝔠𝔬𝔡𝔢𠀀𓀀", "ﬁﬂÅΩ", "▁Ġ", "<s></s><unk>[INST][/INST]<|begin_of_text|><|eot_id|><|im_start|><|im_end|>[CLS][SEP]<|endoftext|>",
+]
+
+
+def stress_rows(n=150, seed=1234):
+    """Seeded random strings mixing the pools (deterministic: Python's Mersenne Twister)."""
+    import random
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        parts = []
+        for _ in range(rng.randint(1, 40)):
+            pool = rng.choice(POOLS)
+            if pool.startswith("<s>"):
+                parts.append(rng.choice(["<s>", "</s>", "<unk>", "[INST]", "[/INST]", "<|begin_of_text|>", "<|eot_id|>",
+                                         "<|im_start|>", "<|im_end|>", "[CLS]", "[SEP]", "<|endoftext|>"]))
+            else:
+                k = rng.randint(1, 6)
+                parts.append("".join(rng.choice(pool) for _ in range(k)) if len(pool) > 2 else pool * k)
+        rows.append("".join(parts))
+    return rows
+
+
+def write(path, rows=ROWS):
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        for text in ROWS:
+        for text in rows:
             f.write(json.dumps({"text": text}, ensure_ascii=False) + "\n")
     os.replace(tmp, path)
 
 
 if __name__ == "__main__":
-    write(os.path.join(os.path.dirname(__file__), "../../../Tests/Fixtures/tokenizers/corpus.jsonl"))
+    fix = os.path.join(os.path.dirname(__file__), "../../../Tests/Fixtures/tokenizers")
+    write(os.path.join(fix, "corpus.jsonl"))
+    write(os.path.join(fix, "stress.jsonl"), stress_rows())

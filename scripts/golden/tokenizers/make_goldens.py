@@ -34,8 +34,12 @@ QWEN2_PATTERN = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?
 
 
 def corpus():
-    with open(os.path.join(FIX, "corpus.jsonl"), encoding="utf-8") as f:
-        return [json.loads(line)["text"] for line in f]
+    """The hand-written corpus followed by the seeded random stress rows."""
+    texts = []
+    for name in ["corpus.jsonl", "stress.jsonl"]:
+        with open(os.path.join(FIX, name), encoding="utf-8") as f:
+            texts += [json.loads(line)["text"] for line in f]
+    return texts
 
 
 def write_json(path, obj):
@@ -78,7 +82,7 @@ def train_tiny(kind, texts):
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=700, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(texts * 3, trainer=trainer)
+    tok.train_from_iterator(texts[:62] * 3, trainer=trainer)
     if kind == "qwen2":
         tok.post_processor = processors.ByteLevel(trim_offsets=False)
     else:
@@ -106,9 +110,14 @@ def golden(name, tok, source, texts, extra=None):
     for text in texts:
         a = tok.encode(text, add_special_tokens=True).ids
         b = tok.encode(text, add_special_tokens=False).ids
-        rows.append({"ids": a, "ids_no_special": b,
-                     "decoded": tok.decode(a, skip_special_tokens=False),
-                     "decoded_skip": tok.decode(a, skip_special_tokens=True)})
+        d, ds = tok.decode(a, skip_special_tokens=False), tok.decode(a, skip_special_tokens=True)
+        # To keep fixtures small, fields equal to another are left out: ids_no_special (= ids), decoded_skip (= decoded).
+        row = {"ids": a, "decoded": d}
+        if b != a:
+            row["ids_no_special"] = b
+        if ds != d:
+            row["decoded_skip"] = ds
+        rows.append(row)
     out = {"name": name, "source": source, "reference": f"tokenizers {tokenizers.__version__}, transformers {transformers.__version__}",
            "vocab_size": tok.get_vocab_size(with_added_tokens=True), "rows": rows}
     if extra:
@@ -127,6 +136,32 @@ def main():
         os.replace(path + ".tmp", path)
         tok = Tokenizer.from_file(path)
         golden(f"{kind}-tiny", tok, f"Tests/Fixtures/tokenizers/{kind}-tiny.tokenizer.json", texts)
+
+    # Tiny SentencePiece models trained here (committed): BPE with byte fallback and a user-defined symbol, and Unigram.
+    import sentencepiece as spm
+    train_text = os.path.join(tempfile.mkdtemp(), "train.txt")
+    with open(train_text, "w", encoding="utf-8") as f:
+        for t in texts[:62] * 4:
+            f.write(t.replace("\n", " ") + "\n")
+    for name, kind, extra in [("sp-bpe-tiny", "bpe", {"byte_fallback": True, "user_defined_symbols": ["<tool>"], "normalization_rule_name": "identity"}),
+                              ("sp-unigram-tiny", "unigram", {})]:
+        prefix = os.path.join(FIX, name)
+        spm.SentencePieceTrainer.train(input=train_text, model_prefix=prefix, vocab_size=1000, model_type=kind,
+                                       character_coverage=0.98, seed_sentencepiece_size=100000, num_threads=1,
+                                       minloglevel=2, hard_vocab_limit=False, **extra)
+        os.remove(prefix + ".vocab")
+        os.replace(prefix + ".model", prefix + ".tokenizer.model")
+        path = prefix + ".tokenizer.model"
+        cls = "LlamaTokenizer" if kind == "bpe" else "TokenizersBackend"
+        tok = hf_converted(path, cls)
+        # HF's converted tokenizer.json, committed: Sloth must read it (its vocabulary holds NFC and NFD twins).
+        if kind == "bpe":  # (the Unigram one would mostly be its 300 KB charsmap)
+            tok.save(prefix + ".hf-tokenizer.json.tmp")
+            os.replace(prefix + ".hf-tokenizer.json.tmp", prefix + ".hf-tokenizer.json")
+        sp = spm.SentencePieceProcessor(model_file=path)
+        sp_diff = {i: sp.encode(t) for i, t in enumerate(texts) if sp.encode(t) != tok.encode(t, add_special_tokens=False).ids}
+        golden(name, tok, f"Tests/Fixtures/tokenizers/{name}.tokenizer.model", texts,
+               {"converter": cls, "converted": components(tok), "sentencepiece_differs": sp_diff})
 
     if not os.path.exists(os.path.join(FILES, ".complete")):
         print("real tokenizer files missing: run scripts/setup.d/tokenizers.sh", file=sys.stderr)
@@ -149,7 +184,6 @@ def main():
     golden("minilm", tok, "minilm/tokenizer.json", texts)
 
     # SentencePiece models converted by transformers (LlamaTokenizer for Mistral, the generic backend otherwise).
-    import sentencepiece as spm
     for name, cls in [("mistral_v1", "LlamaTokenizer"), ("mistral_v3", "LlamaTokenizer"), ("mistral_v7", "LlamaTokenizer"),
                       ("botchan_bpe", "TokenizersBackend"), ("botchan_unigram", "TokenizersBackend"),
                       ("kyoto_unigram", "TokenizersBackend")]:
@@ -157,8 +191,10 @@ def main():
         tok = hf_converted(path, cls)
         sp = spm.SentencePieceProcessor(model_file=path)
         sp_ids = [sp.encode(t) for t in texts]
+        # Only the rows where sentencepiece itself differs from HF's conversion, for information.
+        sp_diff = {i: s for i, s in enumerate(sp_ids) if s != tok.encode(texts[i], add_special_tokens=False).ids}
         golden(name, tok, f"{name}/tokenizer.model", texts,
-               {"converter": cls, "converted": components(tok), "sentencepiece_ids": sp_ids})
+               {"converter": cls, "converted": components(tok), "sentencepiece_differs": sp_diff})
 
 
 if __name__ == "__main__":
