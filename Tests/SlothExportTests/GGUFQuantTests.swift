@@ -1,0 +1,129 @@
+import Testing
+import Foundation
+import SlothFormats
+
+/// Paths of the export fixtures.
+enum ExportFixtures {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")
+    static let export = root.appendingPathComponent("export")
+    static let models = root.appendingPathComponent("models")
+    static let repo = root.deletingLastPathComponent().deletingLastPathComponent()
+    static func tempDir() -> URL {
+        let u = FileManager.default.temporaryDirectory.appendingPathComponent("sloth-export-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
+        return u
+    }
+}
+
+/// The GGUF written by the `gguf` Python package (scripts/golden/export/make_quant_golden.py) reads back value by value.
+@Test func ggufReaderReadsEveryValueType() throws {
+    let f = try GGUFFile(url: ExportFixtures.export.appendingPathComponent("quant.gguf"))
+    #expect(f.version == 3)
+    #expect(f["general.architecture"] == .string("sloth-test"))
+    #expect(f["test.u8"] == .uint8(200))
+    #expect(f["test.i8"] == .int8(-100))
+    #expect(f["test.u16"] == .uint16(60000))
+    #expect(f["test.i16"] == .int16(-30000))
+    #expect(f["test.u32"] == .uint32(4_000_000_000))
+    #expect(f["test.i32"] == .int32(-2_000_000_000))
+    #expect(f["test.u64"] == .uint64((1 << 40) + 3))
+    #expect(f["test.i64"] == .int64(-(1 << 40) - 3))
+    #expect(f["test.f32"] == .float32(0.1))
+    #expect(f["test.f64"] == .float64(0.1))
+    #expect(f["test.bool"] == .bool(true))
+    #expect(f["test.string"] == .string("héllo ▁ world\n"))
+    #expect(f["test.strings"] == .strings(["a", "", "ĠĊ", "<0x0A>"]))
+    #expect(f["test.ints"] == .int32s([1, -2, 3]))
+    #expect(f["test.floats"] == .floats([0.5, -1.25]))
+    #expect(f.tensor("input")?.shape == [8, 512])
+    #expect(f.tensor("q4_0")?.type == .q4_0)
+}
+
+/// Sloth's quantizers give the reference bytes (gguf.quants for Q8_0/Q4_0/BF16/F16, llama.cpp's ggml for
+/// the K-quants) and its dequantizers give gguf.quants' floats exactly.
+@Test(arguments: ["q8_0", "q4_0", "bf16", "f16"])
+func quantizerMatchesReference(name: String) throws {
+    let f = try GGUFFile(url: ExportFixtures.export.appendingPathComponent("quant.gguf"))
+    guard let info = f.tensor(name) else {
+        Issue.record("\(name) missing from quant.gguf: regenerate with llama-cpp-python installed")
+        return
+    }
+    let input = try f.floats("input")
+    let ref = Array(try f.rawBytes(name))
+    let mine = GGMLQuant.quantize(input, as: info.type)
+    let blocks = ref.count / info.type.typeSize
+    var bad = 0, first: Int? = nil
+    for b in 0..<blocks where ref[(b * info.type.typeSize)..<((b + 1) * info.type.typeSize)] != mine[(b * info.type.typeSize)..<((b + 1) * info.type.typeSize)] {
+        bad += 1; if first == nil { first = b }
+    }
+    print("\(name): \(blocks - bad)/\(blocks) blocks bit-identical to the reference\(first.map { ", first mismatch in block \($0)" } ?? "")")
+    #expect(bad == 0)
+    let deq = GGMLQuant.dequantize(ref, as: info.type, count: info.count)
+    let expected = try f.floats("deq." + name)
+    var maxDiff: Float = 0
+    for i in 0..<deq.count { maxDiff = max(maxDiff, abs(deq[i] - expected[i])) }
+    print("\(name): dequantized max |diff| vs gguf.quants = \(maxDiff)")
+    #expect(maxDiff == 0)
+    // GGUFFile.floats goes through the same dequantizer.
+    #expect(try f.floats(name) == deq)
+}
+
+/// Sloth's GGUF writer round-trips through its reader; the file is written atomically.
+@Test func ggufWriterRoundTrips() throws {
+    let dir = ExportFixtures.tempDir()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let url = dir.appendingPathComponent("t.gguf")
+    let x = (0..<(3 * 64)).map { Float(sin(Double($0))) }
+    let meta: [(key: String, value: GGUFValue)] = [("general.architecture", .string("llama")), ("a.b", .array(.array, [.int32s([1]), .int32s([])])),
+                                                   ("c", .uint64(7)), ("d", .bool(false))]
+    let tensors = [GGUFTensorInfo(name: "w", shape: [3, 64], type: .q8_0), GGUFTensorInfo(name: "v", shape: [5], type: .f32)]
+    try GGUFWriter.write(to: url, metadata: meta, tensors: tensors) { i in
+        i == 0 ? GGMLQuant.quantize(x, as: .q8_0) : GGMLQuant.quantize([1, 2, 3, 4, 5], as: .f32)
+    }
+    let size = (try FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? -1
+    #expect(size == GGUFWriter.fileSize(metadata: meta, tensors: tensors))
+    let f = try GGUFFile(url: url)
+    #expect(f.metadata.map(\.key) == meta.map(\.key))
+    #expect(f["a.b"] == meta[1].value)
+    #expect(try f.floats("v") == [1, 2, 3, 4, 5])
+    let back = try f.floats("w")
+    var maxDiff: Float = 0
+    for i in 0..<x.count { maxDiff = max(maxDiff, abs(back[i] - x[i])) }
+    #expect(maxDiff < 0.01)
+    #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["t.gguf"])
+    // A failing data callback leaves nothing behind.
+    struct Stop: Error {}
+    #expect(throws: Stop.self) { try GGUFWriter.write(to: dir.appendingPathComponent("u.gguf"), metadata: meta, tensors: tensors) { _ in throw Stop() } }
+    #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["t.gguf"])
+}
+
+/// Truncated or corrupted GGUF files give a GGUFError, never a crash.
+@Test func ggufReaderRejectsDamage() throws {
+    let good = try Data(contentsOf: ExportFixtures.export.appendingPathComponent("quant.gguf"))
+    let dir = ExportFixtures.tempDir()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    var rng = SystemRandomNumberGenerator()
+    var errors = 0, opened = 0
+    for trial in 0..<300 {
+        var d = good
+        if trial < 100 {
+            d = d.prefix(trial * d.count / 100)
+        } else {
+            // Corrupt a few header bytes (the header is the first ~1.5 KB).
+            for _ in 0..<(1 + trial % 4) { d[Int.random(in: 0..<2000, using: &rng)] = UInt8.random(in: 0...255, using: &rng) }
+        }
+        let url = dir.appendingPathComponent("bad\(trial).gguf")
+        try d.write(to: url)
+        do {
+            let f = try GGUFFile(url: url)
+            for t in f.tensors where t.type.canDequantize { _ = try f.floats(t.name) }
+            opened += 1
+        } catch let e as GGUFError {
+            errors += 1
+            #expect(!e.description.isEmpty)
+        }
+        try? FileManager.default.removeItem(at: url)
+    }
+    print("damaged GGUF files: \(errors) rejected with GGUFError, \(opened) still valid")
+    #expect(errors >= 100)
+}

@@ -1,4 +1,0 @@
-import Testing
-@testable import SlothExport
-
-@Test func slothExportBuilds() { #expect(Bool(true)) }
