@@ -20,6 +20,8 @@ public struct TrainingParameters: Sendable, Equatable {
     public var seed: UInt64 = 3407
     public var shuffle: Bool = true
     public var checkpointing: CheckpointPolicy = .recompute
+    /// Pack several rows into each sequence of `maxSeqLength` tokens (attention confined to each row).
+    public var packing = false
     public init() {}
 }
 
@@ -40,7 +42,8 @@ public final class Trainer {
     public let model: LanguageModel
     public let engine: Engine
     public let params: TrainingParameters
-    public let rows: [TokenizedRow]
+    /// The training examples: one row each, or packed sequences with `packing`.
+    public let rows: [PackedRow]
     public let optimizer: AdamW
     private var order: [Int] = []
     private var cursor = 0
@@ -57,9 +60,10 @@ public final class Trainer {
         self.model = model
         self.engine = Engine(model: model)
         self.params = params
-        self.rows = rows.map { r in
+        let truncated = rows.map { r in
             r.ids.count <= params.maxSeqLength ? r : TokenizedRow(ids: Array(r.ids.prefix(params.maxSeqLength)), labels: Array(r.labels.prefix(params.maxSeqLength)))
         }
+        self.rows = params.packing ? Packing.pack(truncated, maxLength: params.maxSeqLength) : truncated.map(PackedRow.init)
         let pairs = model.loraPairs.map(\.pair)
         optimizer = AdamW(params: pairs.flatMap { [$0.a, $0.b] }, grads: pairs.flatMap { [$0.gradA, $0.gradB] },
                           beta1: Float(params.adamBeta1), beta2: Float(params.adamBeta2), eps: Float(params.adamEpsilon),
@@ -82,8 +86,8 @@ public final class Trainer {
         cursor = 0
     }
 
-    private func nextRows(_ k: Int) -> [TokenizedRow] {
-        var out: [TokenizedRow] = []
+    private func nextRows(_ k: Int) -> [PackedRow] {
+        var out: [PackedRow] = []
         while out.count < k {
             if cursor >= order.count { newEpoch() }
             out.append(rows[order[cursor]]); cursor += 1
@@ -101,7 +105,7 @@ public final class Trainer {
         let start = Date()
         let lr = learningRate(at: step)
         let micro = (0..<params.gradientAccumulationSteps).map { _ in
-            TokenBatch(rows: nextRows(params.batchSize).map { ($0.ids, $0.labels) })
+            TokenBatch(packed: nextRows(params.batchSize))
         }
         let valid = micro.reduce(0) { $0 + $1.validTargets }
         var lossSum = 0.0

@@ -20,14 +20,14 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Rows per batch.") var batchSize: Int = 8
     @Option(help: "Rows longer than this are truncated.") var maxSeqLength: Int = 2048
     @Option(help: "Write {\"nll\": [...]} per row (positions with label -100 omitted).") var perToken: String?
+    @OptionGroup var dataOptions: DataOptions
 
     func run() throws {
         do {
             let url = URL(fileURLWithPath: model)
             let lm = try LanguageModel.load(folder: url)
             if let adapter { try PEFTAdapter.load(URL(fileURLWithPath: adapter), into: lm) }
-            let rows = try DatasetLoader.load(URL(fileURLWithPath: data), encode: try TextEncoding.tokenizer(for: url),
-                                              maxLength: maxSeqLength, vocabSize: lm.config.vocabSize)
+            let rows = try dataOptions.load(URL(fileURLWithPath: data), model: url, maxLength: maxSeqLength, vocabSize: lm.config.vocabSize)
             let engine = Engine(model: lm)
             var sum = 0.0, count = 0
             var out: FileHandle?

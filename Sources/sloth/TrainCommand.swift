@@ -7,14 +7,17 @@ struct TrainCommand: ParsableCommand {
         commandName: "train",
         abstract: "LoRA fine-tune a Hugging Face model folder on a JSONL dataset.",
         discussion: """
-        Rows of --data are pre-tokenized {"input_ids": [...], "labels": [...]} (labels optional, aligned with
-        input_ids as in transformers; -100 is ignored) or {"text": "..."} when the model folder has a tokenizer.
+        Rows of --data (one format per file, detected): pre-tokenized {"input_ids": [...], "labels": [...]}
+        (labels optional, aligned with input_ids as in transformers; -100 is ignored); {"text"};
+        {"prompt", "completion"} (trained on the completion); {"messages": [{"role", "content"}]} and ShareGPT
+        {"conversations": [{"from", "value"}]} (rendered with the chat template); Alpaca {"instruction", "input", "output"}.
 
         Examples:
           sloth train --model models/demo --data data/demo.jsonl --output out/demo-adapter --max-steps 60
           sloth train --model ./Llama-3.2-1B --data chat.jsonl --output out/a --lora-rank 16 --lora-alpha 32 \\
                       --target-modules q_proj,v_proj --learning-rate 1e-4 --lr-scheduler cosine --warmup-steps 10
           sloth train --model ./m --adapter ./previous-adapter --data more.jsonl --output out/b --metrics out/b/metrics.jsonl
+          sloth train --model ./Qwen2.5-0.5B --data chats.jsonl --output out/c --chat-template chatml --train-on-responses-only --packing
         """)
 
     @Option(help: "Model folder (config.json, *.safetensors).") var model: String
@@ -45,6 +48,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "none | recompute") var gradientCheckpointing: String = "recompute"
     @Option(help: "Write one JSON object per optimizer step to this file.") var metrics: String?
     @Option(help: "Save the adapter every N steps (0: only at the end).") var saveSteps: Int = 0
+    @OptionGroup var dataOptions: DataOptions
     @Flag(help: "No progress output.") var quiet = false
 
     func validate() throws {
@@ -84,14 +88,14 @@ struct TrainCommand: ParsableCommand {
         } else {
             lm.addLoRA(LoRAConfig(rank: loraRank, alpha: loraAlpha, dropout: loraDropout ?? 0, useRSLoRA: useRslora, targets: try targets()), seed: seed)
         }
-        let tokenizer = try TextEncoding.tokenizer(for: modelURL)
-        let rows = try DatasetLoader.load(URL(fileURLWithPath: data), encode: tokenizer, maxLength: maxSeqLength, vocabSize: lm.config.vocabSize)
+        let rows = try dataOptions.load(URL(fileURLWithPath: data), model: modelURL, maxLength: maxSeqLength, vocabSize: lm.config.vocabSize)
         var p = TrainingParameters()
         p.learningRate = learningRate; p.weightDecay = weightDecay; p.adamBeta1 = adamBeta1; p.adamBeta2 = adamBeta2
         p.adamEpsilon = adamEpsilon; p.maxGradNorm = maxGradNorm > 0 ? maxGradNorm : nil
         p.scheduler = LRSchedule(rawValue: lrScheduler)!; p.warmupSteps = warmupSteps; p.maxSteps = maxSteps
         p.batchSize = batchSize; p.gradientAccumulationSteps = gradientAccumulationSteps; p.maxSeqLength = maxSeqLength
         p.seed = seed; p.shuffle = !noShuffle; p.checkpointing = CheckpointPolicy(rawValue: gradientCheckpointing)!
+        p.packing = dataOptions.packing
         let trainer = try Trainer(model: lm, rows: rows, params: p)
         let out = URL(fileURLWithPath: output)
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
