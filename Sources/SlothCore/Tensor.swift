@@ -8,6 +8,8 @@ public final class Tensor: @unchecked Sendable {
     public let shape: [Int]
     public let count: Int
     public let data: UnsafeMutablePointer<Float>
+    /// The storage a view lives in (kept alive by the view); nil when this tensor owns its memory.
+    private let owner: AnyObject?
 
     /// Allocates a zero-filled tensor.
     public init(_ shape: [Int]) {
@@ -17,7 +19,16 @@ public final class Tensor: @unchecked Sendable {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
         data = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         data.initialize(repeating: 0, count: max(count, 1))
+        owner = nil
         MemoryStats.shared.allocated(count * 4)
+    }
+
+    /// A view of `shape` at `pointer` inside memory that `owner` keeps alive (an arena); not zeroed.
+    public init(viewing pointer: UnsafeMutablePointer<Float>, shape: [Int], owner: AnyObject) {
+        self.shape = shape
+        self.count = shape.reduce(1, *)
+        self.data = pointer
+        self.owner = owner
     }
 
     /// Allocates a tensor holding `values` (which must have `shape`'s element count).
@@ -28,6 +39,7 @@ public final class Tensor: @unchecked Sendable {
     }
 
     deinit {
+        guard owner == nil else { return }
         MemoryStats.shared.freed(count * 4)
         UnsafeMutableRawPointer(data).deallocate()
     }
@@ -72,4 +84,38 @@ public final class MemoryStats: @unchecked Sendable {
         }
         return 0
     }
+}
+
+/// One allocation carved into named views at offsets a layout gives (llm.c style): the memory plan's
+/// activation buffers live here, so what the planner counts is what is allocated.
+public final class Arena: @unchecked Sendable {
+    public let capacity: Int          // floats
+    let base: UnsafeMutablePointer<Float>
+    private var offsets: [String: (offset: Int, count: Int)] = [:]
+
+    /// Lays out `buffers` (name, float count) back to back, each 16-float aligned.
+    public init(_ buffers: [(name: String, count: Int)]) {
+        var off = 0
+        for b in buffers {
+            offsets[b.name] = (off, b.count)
+            off += (b.count + 15) / 16 * 16
+        }
+        capacity = max(off, 16)
+        base = UnsafeMutableRawPointer.allocate(byteCount: capacity * 4, alignment: 64).bindMemory(to: Float.self, capacity: capacity)
+        MemoryStats.shared.allocated(capacity * 4)
+    }
+    deinit {
+        MemoryStats.shared.freed(capacity * 4)
+        UnsafeMutableRawPointer(base).deallocate()
+    }
+
+    public var bytes: Int { capacity * 4 }
+
+    /// The view named `name` with `shape` (its element count must be the planned one).
+    public func tensor(_ name: String, _ shape: [Int]) -> Tensor {
+        guard let o = offsets[name] else { preconditionFailure("arena has no buffer '\(name)'") } // programmer error
+        precondition(shape.reduce(1, *) == o.count, "arena buffer '\(name)' is \(o.count) floats, not \(shape)") // programmer error
+        return Tensor(viewing: base + o.offset, shape: shape, owner: self)
+    }
+    public func has(_ name: String) -> Bool { offsets[name] != nil }
 }

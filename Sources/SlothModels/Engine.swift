@@ -8,8 +8,11 @@ import SlothCore
 public enum CheckpointPolicy: String, Sendable, CaseIterable {
     /// Keep every layer's activations.
     case none
-    /// Keep each layer's input only; recompute the layer's forward in backward.
+    /// Keep each layer's input only; recompute the layer's forward in backward (MLP in token tiles).
     case recompute
+    /// As recompute, but each layer's input goes to a slower tier (disk) while the next layer computes
+    /// and comes back, double-buffered, ahead of its backward; the last layer's input stays.
+    case offload
 }
 
 /// A batch of token rows, all of length T (right-padded), with next-token targets already shifted.
@@ -49,55 +52,101 @@ public struct TokenBatch: Sendable {
     public var validTargets: Int { targets.reduce(0) { $0 + ($1 == -100 ? 0 : 1) } }
 }
 
-/// What one layer's forward keeps for its backward.
+/// What one layer's forward keeps for its backward: views into the step's arena.
 final class LayerCache {
-    let n: Int
-    var x: Tensor                  // (N, D) input (owned by the hidden-state list)
-    let rstd1: Tensor, xn1: Tensor // (N), (N, D)
+    let n: Int, m: Int              // rows, MLP rows (n, or the MLP tile)
+    var x: Tensor                   // (N, D) input (a hidden-state buffer)
+    let rstd1: Tensor, xn1: Tensor  // (N), (N, D)
     let q: Tensor, k: Tensor, v: Tensor  // (N, H*E), (N, K*E), (N, K*E), after RoPE
-    let attn: Tensor, lse: Tensor  // (N, H*E), (B*H*T)
-    let h1: Tensor                 // (N, D) residual after attention
-    let rstd2: Tensor, xn2: Tensor
-    let gate: Tensor, up: Tensor, act: Tensor  // (N, F)
-    var xa: [LinearModule: Tensor] = [:]       // (N, R) LoRA intermediates
+    let attn: Tensor, lse: Tensor   // (N, H*E), (B*H*T)
+    let h1: Tensor                  // (N, D) residual after attention
+    let rstd2: Tensor, xn2: Tensor  // (N), (N, D)
+    let gate: Tensor, up: Tensor, act: Tensor  // (M, F)
+    var xa: [LinearModule: Tensor] = [:]       // (N or M, R) LoRA intermediates
 
-    init(_ c: ModelConfig, n: Int, batch: Int, tokens: Int, x: Tensor, ranks: [LinearModule: Int]) {
+    init(arena: Arena, prefix p: String, layout l: ActivationLayout, x: Tensor) {
+        let c = l.config, D = c.hiddenSize, HE = c.numAttentionHeads * c.headDim, KE = c.numKeyValueHeads * c.headDim, F = c.intermediateSize
+        n = l.rows; m = l.mlpRows; self.x = x
+        rstd1 = arena.tensor(p + "rstd1", [n]); xn1 = arena.tensor(p + "xn1", [n, D])
+        q = arena.tensor(p + "q", [n, HE]); k = arena.tensor(p + "k", [n, KE]); v = arena.tensor(p + "v", [n, KE])
+        attn = arena.tensor(p + "attn", [n, HE]); lse = arena.tensor(p + "lse", [l.batch * c.numAttentionHeads * l.tokens])
+        h1 = arena.tensor(p + "h1", [n, D]); rstd2 = arena.tensor(p + "rstd2", [n]); xn2 = arena.tensor(p + "xn2", [n, D])
+        gate = arena.tensor(p + "gate", [m, F]); up = arena.tensor(p + "up", [m, F]); act = arena.tensor(p + "act", [m, F])
+        for (mod, r) in l.ranks { xa[mod] = arena.tensor(p + "xa." + mod.rawValue, [mod.parent == "mlp" ? m : n, r]) }
+    }
+
+    /// A cache in its own small arena (inference: one layer at a time).
+    static func standalone(_ c: ModelConfig, ranks: [LinearModule: Int], batch: Int, tokens: Int, x: Tensor) -> LayerCache {
+        let l = ActivationLayout(config: c, ranks: ranks, batch: batch, tokens: tokens, policy: .recompute, mlpTile: batch * tokens)
+        let arena = Arena(l.cacheBuffers(prefix: "cache."))
+        return LayerCache(arena: arena, prefix: "cache.", layout: l, x: x)
+    }
+}
+
+/// Gradient buffers for one layer's backward, reused across layers (views into the arena).
+final class LayerGrads {
+    let dh1: Tensor, dAttn: Tensor, dq: Tensor, dk: Tensor, dv: Tensor, dAct: Tensor, dGate: Tensor, dUp: Tensor, dxn: Tensor
+    init(arena: Arena, layout l: ActivationLayout) {
+        let c = l.config, n = l.rows, m = l.mlpRows
         let D = c.hiddenSize, HE = c.numAttentionHeads * c.headDim, KE = c.numKeyValueHeads * c.headDim, F = c.intermediateSize
-        self.n = n; self.x = x
-        rstd1 = Tensor([n]); xn1 = Tensor([n, D])
-        q = Tensor([n, HE]); k = Tensor([n, KE]); v = Tensor([n, KE])
-        attn = Tensor([n, HE]); lse = Tensor([batch * c.numAttentionHeads * tokens])
-        h1 = Tensor([n, D]); rstd2 = Tensor([n]); xn2 = Tensor([n, D])
-        gate = Tensor([n, F]); up = Tensor([n, F]); act = Tensor([n, F])
-        for (m, r) in ranks { xa[m] = Tensor([n, r]) }
+        dh1 = arena.tensor("grad.dh1", [n, D]); dAttn = arena.tensor("grad.dAttn", [n, HE])
+        dq = arena.tensor("grad.dq", [n, HE]); dk = arena.tensor("grad.dk", [n, KE]); dv = arena.tensor("grad.dv", [n, KE])
+        dAct = arena.tensor("grad.dAct", [m, F]); dGate = arena.tensor("grad.dGate", [m, F]); dUp = arena.tensor("grad.dUp", [m, F])
+        dxn = arena.tensor("grad.dxn", [n, D])
     }
 }
 
 /// Runs forward and backward passes of a `LanguageModel`: training steps (loss + LoRA gradients) and logits.
+/// A training step's activations live in one arena laid out by `ActivationLayout` (the memory plan).
 public final class Engine: @unchecked Sendable {
     public let model: LanguageModel
     let scratch = Scratch()
     /// Dropout masks change every micro-step; this counts them.
     var dropoutStep: UInt64 = 0
+    /// Token rows per MLP tile under recompute/offload (the N x F intermediates never exist at once).
+    public var mlpTile = 1024
+    /// Where `offload` puts checkpoints (a disk file by default).
+    public var offloadTier: OffloadTier?
+    /// Directory for the disk tier's file.
+    public var offloadDirectory = FileManager.default.temporaryDirectory
+    private var arena: Arena?
+    private var arenaKey: String = ""
 
     public init(model: LanguageModel) { self.model = model }
 
     var config: ModelConfig { model.config }
 
-    private func ranks(_ layer: DecoderLayer) -> [LinearModule: Int] {
+    func ranks() -> [LinearModule: Int] {
         var r: [LinearModule: Int] = [:]
-        for m in LinearModule.allCases { if let p = layer.linear(m).lora { r[m] = p.rank } }
+        for layer in model.layers { for m in LinearModule.allCases { if let p = layer.linear(m).lora { r[m] = max(r[m] ?? 0, p.rank) } } }
         return r
     }
+
+    /// The activation layout of a step with this batch shape and policy.
+    public func layout(batch: Int, tokens: Int, policy: CheckpointPolicy) -> ActivationLayout {
+        ActivationLayout(config: config, ranks: ranks(), batch: batch, tokens: tokens, policy: policy, mlpTile: mlpTile)
+    }
+
+    private func arenaFor(_ l: ActivationLayout) -> Arena {
+        let key = "\(l.batch)x\(l.tokens)/\(l.policy)/\(l.mlpRows)"
+        if let a = arena, arenaKey == key { return a }
+        arena = nil
+        let a = Arena(l.buffers)
+        arena = a; arenaKey = key
+        return a
+    }
+
+    /// Releases the step arena (e.g. before a longer batch).
+    public func releaseArena() { arena = nil; arenaKey = "" }
 
     private func attentionShape(_ b: TokenBatch) -> Attention.Shape {
         Attention.Shape(batch: b.batch, tokens: b.tokens, heads: config.numAttentionHeads, kvHeads: config.numKeyValueHeads,
                         headDim: config.headDim, window: config.slidingWindow, scale: config.attentionScale, segments: b.segments)
     }
 
-    /// Forward of one layer: cache.x -> out (N, D), filling the cache.
-    private func layerForward(_ L: DecoderLayer, cache: LayerCache, out: Tensor, batch: TokenBatch, cos: [Float], sin: [Float]) {
-        let c = config, n = cache.n, D = c.hiddenSize, F = c.intermediateSize
+    /// Attention half of a layer: cache.x -> h1 (residual) and xn2 (normed), filling the cache.
+    private func attentionForward(_ L: DecoderLayer, cache: LayerCache, batch: TokenBatch, cos: [Float], sin: [Float]) {
+        let c = config, n = cache.n, D = c.hiddenSize
         let off = c.architecture.normOffset, step = dropoutStep
         RMSNorm.forward(out: cache.xn1.data, rstd: cache.rstd1.data, input: cache.x.data, weight: L.inputNorm.data, rows: n, dim: D, eps: c.rmsNormEps, offset: off)
         L.q.forward(out: cache.q.data, input: cache.xn1.data, rows: n, xa: cache.xa[.q]?.data, dropoutStep: step, scratch: scratch)
@@ -110,36 +159,54 @@ public final class Engine: @unchecked Sendable {
         L.o.forward(out: cache.h1.data, input: cache.attn.data, rows: n, xa: cache.xa[.o]?.data, dropoutStep: step, scratch: scratch)
         Elementwise.add(cache.h1.data, cache.x.data, count: n * D)
         RMSNorm.forward(out: cache.xn2.data, rstd: cache.rstd2.data, input: cache.h1.data, weight: L.postAttentionNorm.data, rows: n, dim: D, eps: c.rmsNormEps, offset: off)
-        L.gate.forward(out: cache.gate.data, input: cache.xn2.data, rows: n, xa: cache.xa[.gate]?.data, dropoutStep: step, scratch: scratch)
-        L.up.forward(out: cache.up.data, input: cache.xn2.data, rows: n, xa: cache.xa[.up]?.data, dropoutStep: step, scratch: scratch)
-        c.activation.forward(out: cache.act.data, gate: cache.gate.data, up: cache.up.data, count: n * F)
-        L.down.forward(out: out.data, input: cache.act.data, rows: n, xa: cache.xa[.down]?.data, dropoutStep: step, scratch: scratch)
-        Elementwise.add(out.data, cache.h1.data, count: n * D)
     }
 
-    /// Gradient buffers for one layer's backward, reused across layers.
-    final class Grads {
-        let dh1: Tensor, dAttn: Tensor, dq: Tensor, dk: Tensor, dv: Tensor, dAct: Tensor, dGate: Tensor, dUp: Tensor, dxn: Tensor
-        init(_ c: ModelConfig, n: Int) {
-            let D = c.hiddenSize, HE = c.numAttentionHeads * c.headDim, KE = c.numKeyValueHeads * c.headDim, F = c.intermediateSize
-            dh1 = Tensor([n, D]); dAttn = Tensor([n, HE]); dq = Tensor([n, HE]); dk = Tensor([n, KE]); dv = Tensor([n, KE])
-            dAct = Tensor([n, F]); dGate = Tensor([n, F]); dUp = Tensor([n, F]); dxn = Tensor([n, max(D, 1)])
+    /// MLP of rows s..<s+m: gate, up, act into the cache's (M, F) buffers; out rows (if given) = h1 + down(act).
+    private func mlpForward(_ L: DecoderLayer, cache: LayerCache, rows s: Int, count m: Int, out: Tensor?) {
+        let c = config, D = c.hiddenSize, F = c.intermediateSize, step = dropoutStep &+ UInt64(s) << 32
+        let xn = cache.xn2.data + s * D
+        L.gate.forward(out: cache.gate.data, input: xn, rows: m, xa: cache.xa[.gate]?.data, dropoutStep: step, scratch: scratch)
+        L.up.forward(out: cache.up.data, input: xn, rows: m, xa: cache.xa[.up]?.data, dropoutStep: step, scratch: scratch)
+        c.activation.forward(out: cache.act.data, gate: cache.gate.data, up: cache.up.data, count: m * F)
+        if let out {
+            L.down.forward(out: out.data + s * D, input: cache.act.data, rows: m, xa: cache.xa[.down]?.data, dropoutStep: step, scratch: scratch)
+            Elementwise.add(out.data + s * D, cache.h1.data + s * D, count: m * D)
+        } else {
+            L.down.loraInput(xa: cache.xa[.down]?.data, input: cache.act.data, rows: m, dropoutStep: step, scratch: scratch)
         }
     }
 
-    /// Backward of one layer: dOut (N, D) -> dIn (N, D) (may alias dOut's storage? no: distinct), LoRA grads accumulated.
-    private func layerBackward(_ L: DecoderLayer, cache: LayerCache, dOut: Tensor, dIn: Tensor, g: Grads, batch: TokenBatch, cos: [Float], sin: [Float]) {
+    /// Forward of one layer: cache.x -> out (N, D). The MLP runs in tiles of the cache's M rows.
+    private func layerForward(_ L: DecoderLayer, cache: LayerCache, out: Tensor, batch: TokenBatch, cos: [Float], sin: [Float]) {
+        attentionForward(L, cache: cache, batch: batch, cos: cos, sin: sin)
+        var s = 0
+        while s < cache.n {
+            let m = min(cache.m, cache.n - s)
+            mlpForward(L, cache: cache, rows: s, count: m, out: out)
+            s += m
+        }
+    }
+
+    /// Backward of one layer: dOut (N, D) -> dIn (N, D), LoRA grads accumulated. With `tiledMLP` the MLP
+    /// intermediates of each tile are recomputed here (the cache holds one tile); otherwise the cache holds them all.
+    private func layerBackward(_ L: DecoderLayer, cache: LayerCache, dOut: Tensor, dIn: Tensor, g: LayerGrads, batch: TokenBatch,
+                               cos: [Float], sin: [Float], tiledMLP: Bool) {
         let c = config, n = cache.n, D = c.hiddenSize, F = c.intermediateSize
         let off = c.architecture.normOffset, step = dropoutStep
-        // MLP
-        L.down.backward(dInput: g.dAct.data, dOut: dOut.data, input: cache.act.data, xa: cache.xa[.down]?.data, rows: n, accumulate: false, dropoutStep: step, scratch: scratch)
-        c.activation.backward(dGate: g.dGate.data, dUp: g.dUp.data, dOut: g.dAct.data, gate: cache.gate.data, up: cache.up.data, count: n * F)
-        L.gate.backward(dInput: g.dxn.data, dOut: g.dGate.data, input: cache.xn2.data, xa: cache.xa[.gate]?.data, rows: n, accumulate: false, dropoutStep: step, scratch: scratch)
-        L.up.backward(dInput: g.dxn.data, dOut: g.dUp.data, input: cache.xn2.data, xa: cache.xa[.up]?.data, rows: n, accumulate: true, dropoutStep: step, scratch: scratch)
+        var s = 0
+        while s < n {
+            let m = min(cache.m, n - s)
+            if tiledMLP { mlpForward(L, cache: cache, rows: s, count: m, out: nil) }
+            let dstep = step &+ UInt64(s) << 32
+            L.down.backward(dInput: g.dAct.data, dOut: dOut.data + s * D, input: cache.act.data, xa: cache.xa[.down]?.data, rows: m, accumulate: false, dropoutStep: dstep, scratch: scratch)
+            c.activation.backward(dGate: g.dGate.data, dUp: g.dUp.data, dOut: g.dAct.data, gate: cache.gate.data, up: cache.up.data, count: m * F)
+            L.gate.backward(dInput: g.dxn.data + s * D, dOut: g.dGate.data, input: cache.xn2.data + s * D, xa: cache.xa[.gate]?.data, rows: m, accumulate: false, dropoutStep: dstep, scratch: scratch)
+            L.up.backward(dInput: g.dxn.data + s * D, dOut: g.dUp.data, input: cache.xn2.data + s * D, xa: cache.xa[.up]?.data, rows: m, accumulate: true, dropoutStep: dstep, scratch: scratch)
+            s += m
+        }
         g.dh1.copy(from: dOut)
         RMSNorm.backward(dInput: g.dh1.data, dWeight: nil, dOut: g.dxn.data, input: cache.h1.data, weight: L.postAttentionNorm.data,
                          rstd: cache.rstd2.data, rows: n, dim: D, offset: off, accumulate: true)
-        // Attention
         L.o.backward(dInput: g.dAttn.data, dOut: g.dh1.data, input: cache.attn.data, xa: cache.xa[.o]?.data, rows: n, accumulate: false, dropoutStep: step, scratch: scratch)
         Attention.backward(dq: g.dq.data, dk: g.dk.data, dv: g.dv.data, dOut: g.dAttn.data, q: cache.q.data, k: cache.k.data, v: cache.v.data,
                            out: cache.attn.data, lse: cache.lse.data, shape: attentionShape(batch))
@@ -179,45 +246,60 @@ public final class Engine: @unchecked Sendable {
     public func forwardBackward(_ batch: TokenBatch, gradScale: Float, policy: CheckpointPolicy) throws -> Double {
         try validate(batch)
         dropoutStep &+= 1
-        let c = config, n = batch.batch * batch.tokens, D = c.hiddenSize
+        let c = config, n = batch.batch * batch.tokens, D = c.hiddenSize, L = model.layers.count
+        let lay = layout(batch: batch.batch, tokens: batch.tokens, policy: policy)
+        let arena = arenaFor(lay)
         let (cos, sin) = c.rope.tables(positions: batch.positions)
-        // Hidden states between layers: hidden[l] is layer l's input, hidden[L] the last output.
-        var hidden: [Tensor] = (0...model.layers.count).map { _ in Tensor([n, D]) }
-        embed(batch, into: hidden[0])
-        var caches: [LayerCache] = []
-        let shared = policy == .recompute && !model.layers.isEmpty
-            ? LayerCache(c, n: n, batch: batch.batch, tokens: batch.tokens, x: hidden[0], ranks: ranks(model.layers[0])) : nil
-        for (l, layer) in model.layers.enumerated() {
-            let cache: LayerCache
-            if let shared { shared.x = hidden[l]; cache = shared } else {
-                cache = LayerCache(c, n: n, batch: batch.batch, tokens: batch.tokens, x: hidden[l], ranks: ranks(layer))
-                caches.append(cache)
-            }
-            layerForward(layer, cache: cache, out: hidden[l + 1], batch: batch, cos: cos, sin: sin)
+        // Hidden states between layers: none/recompute keep every layer input; offload keeps a ring of two.
+        let ring = policy == .offload
+        let hidden: [Tensor] = ring ? [arena.tensor("hidden.0", [n, D]), arena.tensor("hidden.1", [n, D])]
+                                    : (0...L).map { arena.tensor("hidden.\($0)", [n, D]) }
+        func h(_ l: Int) -> Tensor { ring ? hidden[l % 2] : hidden[l] }
+        var tier: OffloadTier? = nil
+        if ring {
+            if offloadTier == nil { offloadTier = try DiskTier(directory: offloadDirectory) }
+            tier = offloadTier
         }
-        // Final norm + chunked cross-entropy
-        let last = hidden[model.layers.count]
-        let xf = Tensor([n, D]), rstdf = Tensor([n])
+        embed(batch, into: h(0))
+        let caches: [LayerCache] = policy == .none
+            ? (0..<L).map { LayerCache(arena: arena, prefix: "cache.\($0).", layout: lay, x: hidden[$0]) }
+            : (L > 0 ? [LayerCache(arena: arena, prefix: "cache.", layout: lay, x: h(0))] : [])
+        for (l, layer) in model.layers.enumerated() {
+            let cache = policy == .none ? caches[l] : caches[0]
+            cache.x = h(l)
+            // Offload: this layer's input goes to the tier while the layer computes; the last layer's stays.
+            if let tier, l < L - 1 { tier.store(slot: l, from: h(l).data, count: n * D) }
+            // The output buffer is layer l-1's input: its copy must be done.
+            if let tier, l >= 1, l - 1 < L - 1 { try tier.wait(slot: l - 1) }
+            layerForward(layer, cache: cache, out: h(l + 1), batch: batch, cos: cos, sin: sin)
+        }
+        let last = h(L)
+        let xf = arena.tensor("final.xf", [n, D]), rstdf = arena.tensor("final.rstd", [n]), dxf = arena.tensor("final.dxf", [n, D])
         RMSNorm.forward(out: xf.data, rstd: rstdf.data, input: last.data, weight: model.finalNorm.data, rows: n, dim: D, eps: c.rmsNormEps, offset: c.architecture.normOffset)
-        let dxf = Tensor([n, D])
         let lossSum = CrossEntropy.forwardBackward(hidden: xf.data, weight: model.lmHead.data, targets: batch.targets, tokens: n, dim: D,
                                                    vocab: c.vocabSize, gradScale: gradScale, dHidden: dxf.data)
-        var dOut = Tensor([n, D]), dIn = Tensor([n, D])
+        var dOut = arena.tensor("grad.dOut", [n, D]), dIn = arena.tensor("grad.dIn", [n, D])
         RMSNorm.backward(dInput: dOut.data, dWeight: nil, dOut: dxf.data, input: last.data, weight: model.finalNorm.data, rstd: rstdf.data,
                          rows: n, dim: D, offset: c.architecture.normOffset)
-        let grads = Grads(c, n: n)
-        for l in stride(from: model.layers.count - 1, through: 0, by: -1) {
+        let grads = LayerGrads(arena: arena, layout: lay)
+        // Offload: the last layer's input is still in its buffer; the one before it is fetched into the
+        // buffer the final output used, and each layer's backward overlaps the fetch of the layer below.
+        if let tier, L >= 2 { tier.load(slot: L - 2, into: h(L - 2).data, count: n * D) }
+        for l in stride(from: L - 1, through: 0, by: -1) {
             let layer = model.layers[l]
             let cache: LayerCache
-            if let shared {
-                shared.x = hidden[l]
-                layerForward(layer, cache: shared, out: hidden[l + 1], batch: batch, cos: cos, sin: sin)
-                cache = shared
-            } else { cache = caches[l] }
-            layerBackward(layer, cache: cache, dOut: dOut, dIn: dIn, g: grads, batch: batch, cos: cos, sin: sin)
+            if policy == .none { cache = caches[l] } else {
+                cache = caches[0]
+                if let tier, l < L - 1 {
+                    try tier.wait(slot: l)
+                    if l >= 1 { tier.load(slot: l - 1, into: h(l - 1).data, count: n * D) }
+                }
+                cache.x = h(l)
+                attentionForward(layer, cache: cache, batch: batch, cos: cos, sin: sin)
+            }
+            layerBackward(layer, cache: cache, dOut: dOut, dIn: dIn, g: grads, batch: batch, cos: cos, sin: sin, tiledMLP: policy != .none)
             swap(&dOut, &dIn)
         }
-        hidden.removeAll()
         return lossSum
     }
 
@@ -229,7 +311,7 @@ public final class Engine: @unchecked Sendable {
         var x = Tensor([n, D]), y = Tensor([n, D])
         embed(batch, into: x)
         if !model.layers.isEmpty {
-            let cache = LayerCache(c, n: n, batch: batch.batch, tokens: batch.tokens, x: x, ranks: ranks(model.layers[0]))
+            let cache = LayerCache.standalone(c, ranks: ranks(), batch: batch.batch, tokens: batch.tokens, x: x)
             for layer in model.layers {
                 cache.x = x
                 layerForward(layer, cache: cache, out: y, batch: batch, cos: cos, sin: sin)

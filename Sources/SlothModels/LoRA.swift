@@ -70,6 +70,13 @@ public final class LinearLayer: @unchecked Sendable {
                    beta: 1, c: out, ldc: outFeatures)
     }
 
+    /// Only the LoRA input product xa (N, R) = drop(x) A^T (what backward needs when the output is not recomputed).
+    public func loraInput(xa: UnsafeMutablePointer<Float>?, input: UnsafePointer<Float>, rows n: Int, dropoutStep: UInt64 = 0, scratch: Scratch) {
+        guard let lora, let xa else { return }
+        let x = lora.dropout > 0 ? dropped(input, rows: n, step: dropoutStep, scratch: scratch) : input
+        BLAS.sgemm(transA: false, transB: true, m: n, n: lora.rank, k: inFeatures, a: x, lda: inFeatures, b: lora.a.data, ldb: inFeatures, c: xa, ldc: lora.rank)
+    }
+
     /// dx (N, I) = dy W + drop'((s dy B) A), assigned or accumulated; accumulates LoRA gradients.
     public func backward(dInput: UnsafeMutablePointer<Float>?, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>,
                          xa: UnsafePointer<Float>?, rows n: Int, accumulate: Bool, dropoutStep: UInt64 = 0, scratch: Scratch) {

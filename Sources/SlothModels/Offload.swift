@@ -1,0 +1,126 @@
+import Foundation
+import SlothCore
+
+/// A slower tier that holds layer checkpoints (each layer's input) while the rest of the step runs.
+/// On CPU: a file on disk (`DiskTier`) or host memory (`HostTier`); on a GPU it would be pinned host memory.
+/// Copies run on a background queue; `wait` returns when a slot's copy is done (or throws its error).
+public protocol OffloadTier: AnyObject {
+    var name: String { get }
+    /// Starts copying `count` floats from `source` into `slot`; `source` must not change until `wait(slot)`.
+    func store(slot: Int, from source: UnsafePointer<Float>, count: Int)
+    /// Starts copying `slot` back into `destination`.
+    func load(slot: Int, into destination: UnsafeMutablePointer<Float>, count: Int)
+    /// Blocks until the last copy of `slot` finished.
+    func wait(slot: Int) throws
+}
+
+/// Errors of the offload tiers.
+public struct OffloadError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
+
+/// Checkpoints in a file (page cache and disk, not the process's memory): pwrite/pread on a serial queue.
+public final class DiskTier: OffloadTier, @unchecked Sendable {
+    public let name = "disk"
+    let fd: Int32
+    let path: String
+    let queue = DispatchQueue(label: "sloth.offload.disk")
+    private var pending: [Int: DispatchGroup] = [:]
+    private var errors: [Int: String] = [:]
+    private let lock = NSLock()
+    private var slotBytes = 0
+
+    /// A temporary file in `directory` (deleted when the tier is released).
+    public init(directory: URL) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        path = directory.appendingPathComponent("sloth-offload-\(getpid())-\(UUID().uuidString).bin").path
+        fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o600)
+        guard fd >= 0 else {
+            throw OffloadError(message: "cannot create the offload file \(path): \(String(cString: strerror(errno))). Pass --offload-dir with a writable folder.")
+        }
+        unlink(path)  // the file lives while the descriptor is open
+    }
+    deinit { queue.sync {}; close(fd) }
+
+    private func group(_ slot: Int) -> DispatchGroup {
+        lock.lock(); defer { lock.unlock() }
+        let g = DispatchGroup()
+        pending[slot] = g
+        errors[slot] = nil
+        return g
+    }
+    private func fail(_ slot: Int, _ msg: String) { lock.lock(); errors[slot] = msg; lock.unlock() }
+
+    public func store(slot: Int, from source: UnsafePointer<Float>, count: Int) {
+        let g = group(slot)
+        g.enter()
+        let bytes = count * 4, offset = off_t(slot) * off_t(bytes)
+        queue.async { [self] in
+            var done = 0
+            while done < bytes {
+                let n = pwrite(fd, UnsafeRawPointer(source) + done, bytes - done, offset + off_t(done))
+                if n <= 0 { fail(slot, "writing layer checkpoint \(slot) to \(path) failed: \(String(cString: strerror(errno))) (disk full? use --offload-dir)"); break }
+                done += n
+            }
+            // Drop the written pages from the page cache: they are read back only in backward.
+            _ = posix_fadvise(fd, offset, off_t(bytes), Int32(POSIX_FADV_DONTNEED))
+            g.leave()
+        }
+    }
+
+    public func load(slot: Int, into destination: UnsafeMutablePointer<Float>, count: Int) {
+        let g = group(slot)
+        g.enter()
+        let bytes = count * 4, offset = off_t(slot) * off_t(bytes)
+        queue.async { [self] in
+            var done = 0
+            while done < bytes {
+                let n = pread(fd, UnsafeMutableRawPointer(destination) + done, bytes - done, offset + off_t(done))
+                if n <= 0 { fail(slot, "reading layer checkpoint \(slot) from \(path) failed: \(String(cString: strerror(errno)))"); break }
+                done += n
+            }
+            g.leave()
+        }
+    }
+
+    public func wait(slot: Int) throws {
+        lock.lock(); let g = pending[slot]; lock.unlock()
+        g?.wait()
+        lock.lock(); let e = errors[slot]; lock.unlock()
+        if let e { throw OffloadError(message: e) }
+    }
+}
+
+/// Checkpoints in host memory buffers (the GPU design's pinned-host tier; on CPU it saves nothing and serves
+/// to measure the copy overhead).
+public final class HostTier: OffloadTier, @unchecked Sendable {
+    public let name = "host"
+    private var slots: [Int: Tensor] = [:]
+    let queue = DispatchQueue(label: "sloth.offload.host")
+    private var pending: [Int: DispatchGroup] = [:]
+    private let lock = NSLock()
+    public init() {}
+
+    public func store(slot: Int, from source: UnsafePointer<Float>, count: Int) {
+        lock.lock()
+        if slots[slot]?.count != count { slots[slot] = Tensor([count]) }
+        let dst = slots[slot]!
+        let g = DispatchGroup(); pending[slot] = g
+        lock.unlock()
+        g.enter()
+        queue.async { dst.data.update(from: source, count: count); g.leave() }
+    }
+    public func load(slot: Int, into destination: UnsafeMutablePointer<Float>, count: Int) {
+        lock.lock()
+        let src = slots[slot]
+        let g = DispatchGroup(); pending[slot] = g
+        lock.unlock()
+        g.enter()
+        queue.async { if let src { destination.update(from: src.data, count: count) }; g.leave() }
+    }
+    public func wait(slot: Int) throws {
+        lock.lock(); let g = pending[slot]; lock.unlock()
+        g?.wait()
+    }
+}
