@@ -12,6 +12,6 @@ struct SlothCLI: ParsableCommand {
           sloth tokenizer encode --tokenizer models/tiny-llama < rows.jsonl
           sloth template render --template chatml --messages conv.json
         """,
-        subcommands: [TrainCommand.self, EvalCommand.self, GenerateCommand.self, ChatCommand.self, ExportCommand.self, TokenizerCommand.self, TemplateCommand.self]
+        subcommands: [TrainCommand.self, EvalCommand.self, GenerateCommand.self, ChatCommand.self, PlanCommand.self, ExportCommand.self, TokenizerCommand.self, TemplateCommand.self]
     )
 }

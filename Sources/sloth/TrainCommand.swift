@@ -45,7 +45,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Rows longer than this are truncated.") var maxSeqLength: Int = 2048
     @Option(help: "Seed for LoRA init, shuffling and dropout.") var seed: UInt64 = 3407
     @Flag(help: "Keep the data order (no shuffling).") var noShuffle = false
-    @Option(help: "none | recompute") var gradientCheckpointing: String = "recompute"
+    @Option(help: "auto | none | recompute | offload. auto: the fastest policy whose memory plan fits.") var gradientCheckpointing: String = "auto"
+    @Option(help: "Memory cap (e.g. 8GiB); default: the memory available now. The run is refused up front when its plan does not fit.") var maxMemory: String?
+    @Option(help: "Folder for offloaded checkpoints (default: the system temporary folder).") var offloadDir: String?
     @Option(help: "Write one JSON object per optimizer step to this file.") var metrics: String?
     @Option(help: "Save the adapter every N steps (0: only at the end).") var saveSteps: Int = 0
     @OptionGroup var dataOptions: DataOptions
@@ -53,7 +55,10 @@ struct TrainCommand: ParsableCommand {
 
     func validate() throws {
         guard LRSchedule(rawValue: lrScheduler) != nil else { throw ValidationError("--lr-scheduler must be constant, linear or cosine") }
-        guard CheckpointPolicy(rawValue: gradientCheckpointing) != nil else { throw ValidationError("--gradient-checkpointing must be none or recompute") }
+        guard gradientCheckpointing == "auto" || CheckpointPolicy(rawValue: gradientCheckpointing) != nil else {
+            throw ValidationError("--gradient-checkpointing must be auto, none, recompute or offload")
+        }
+        if let maxMemory, ByteCount.parse(maxMemory) == nil { throw ValidationError("--max-memory: '\(maxMemory)' is not a size (e.g. 8GiB)") }
         guard loraRank >= 1 else { throw ValidationError("--lora-rank must be at least 1") }
         guard (loraDropout ?? 0) >= 0 && (loraDropout ?? 0) < 1 else { throw ValidationError("--lora-dropout must be in [0, 1)") }
         guard maxSteps >= 1, batchSize >= 1, gradientAccumulationSteps >= 1, maxSeqLength >= 2 else {
@@ -62,7 +67,7 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        do { try train() } catch let e as ValidationError { throw e } catch {
+        do { try train() } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode(1)
         }
@@ -94,14 +99,36 @@ struct TrainCommand: ParsableCommand {
         p.adamEpsilon = adamEpsilon; p.maxGradNorm = maxGradNorm > 0 ? maxGradNorm : nil
         p.scheduler = LRSchedule(rawValue: lrScheduler)!; p.warmupSteps = warmupSteps; p.maxSteps = maxSteps
         p.batchSize = batchSize; p.gradientAccumulationSteps = gradientAccumulationSteps; p.maxSeqLength = maxSeqLength
-        p.seed = seed; p.shuffle = !noShuffle; p.checkpointing = CheckpointPolicy(rawValue: gradientCheckpointing)!
+        p.seed = seed; p.shuffle = !noShuffle
         p.packing = dataOptions.packing
+        // The memory plan decides the policy (auto) and refuses runs that cannot fit.
+        let longest = min(maxSeqLength, rows.map(\.ids.count).max() ?? maxSeqLength)
+        let tokens = dataOptions.packing ? maxSeqLength : longest
+        let budget = maxMemory.flatMap(ByteCount.parse) ?? MemoryPlanner.availableMemory().map { $0 + MemoryStats.peakRSS() } ?? Int.max
+        let fileBytes = weightFileBytes(modelURL)
+        func planFor(_ policy: CheckpointPolicy, _ t: Int) -> MemoryPlan {
+            MemoryPlanner.plan(config: lm.config, lora: lm.lora!, batch: batchSize, tokens: t, policy: policy, fileBytes: fileBytes)
+        }
+        let candidates = gradientCheckpointing == "auto" ? CheckpointPolicy.allCases : [CheckpointPolicy(rawValue: gradientCheckpointing)!]
+        guard let chosen = candidates.first(where: { planFor($0, tokens).peakBytes <= budget }) else {
+            let fits = candidates.map { pol in (pol, MemoryPlanner.maxTokens(budget: budget) { planFor(pol, $0).peakBytes }) }
+            let best = fits.max { $0.1 < $1.1 }!
+            if best.1 == 0 {
+                throw ValidationError("the model alone needs \(ByteCount.format(planFor(.offload, 64).peakBytes)) with 64 tokens, more than the \(ByteCount.format(budget)) available (--max-memory).")
+            }
+            throw ValidationError("batches of \(batchSize) x \(tokens) tokens need \(ByteCount.format(planFor(candidates.last!, tokens).peakBytes)) under --gradient-checkpointing \(candidates.last!.rawValue), more than the \(ByteCount.format(budget)) available. The longest context that fits is \(best.1) tokens (policy \(best.0.rawValue)): pass --max-seq-length \(best.1)\(gradientCheckpointing == "auto" ? "" : " or another --gradient-checkpointing").")
+        }
+        p.checkpointing = chosen
+        let plan = planFor(chosen, tokens)
         let trainer = try Trainer(model: lm, rows: rows, params: p)
+        if let offloadDir { trainer.engine.offloadDirectory = URL(fileURLWithPath: offloadDir) }
         let out = URL(fileURLWithPath: output)
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         let progress = Progress(total: maxSteps, quiet: quiet)
         progress.header("sloth train: \(lm.config.architecture.rawValue), \(lm.config.numHiddenLayers) layers, \(rows.count) rows, " +
                         "\(lm.trainableParameterCount) trainable parameters (LoRA r=\(lm.lora!.rank), alpha=\(lm.lora!.alpha))")
+        progress.header("memory plan: \(ByteCount.format(plan.peakBytes)) peak with --gradient-checkpointing \(chosen.rawValue) at \(batchSize) x \(tokens) tokens" +
+                        (budget < Int.max ? " (budget \(ByteCount.format(budget)))" : ""))
         let metricsWriter = try metrics.map { try MetricsWriter(path: $0) }
         var failure: Error?
         try trainer.run { m in
@@ -158,4 +185,12 @@ final class Progress {
     func finish() { if !quiet && tty { FileHandle.standardError.write(Data("\n".utf8)) } }
     static func time(_ s: Double) -> String { s < 60 ? String(format: "%.0fs", s) : String(format: "%dm%02ds", Int(s) / 60, Int(s) % 60) }
     static func bytes(_ b: Int) -> String { String(format: "%.2f GB", Double(b) / 1e9) }
+}
+
+/// Total size of a folder's .safetensors files.
+func weightFileBytes(_ folder: URL) -> Int {
+    let files = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+    return files.filter { $0.hasSuffix(".safetensors") }.reduce(0) { acc, f in
+        acc + ((try? FileManager.default.attributesOfItem(atPath: folder.appendingPathComponent(f).path)[.size] as? Int) ?? 0)
+    }
 }
