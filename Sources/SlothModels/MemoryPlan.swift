@@ -108,6 +108,7 @@ public enum MemoryPlanner {
         let counts = parameterCounts(c, lora: lora)
         var ranks: [LinearModule: Int] = [:]
         for m in lora.targets { ranks[m] = lora.rank }
+        let policy = policy.effective(rows: batch * tokens, hidden: c.hiddenSize)
         let layout = ActivationLayout(config: c, ranks: ranks, batch: batch, tokens: tokens, policy: policy, mlpTile: mlpTile)
         let n = batch * tokens, D = c.hiddenSize, V = c.vocabSize
         // Transient workspaces inside kernels (freed after each call): the largest one counts.

@@ -1,5 +1,6 @@
 import Foundation
 import SlothCore
+import CZstd
 
 /// A slower tier that holds layer checkpoints (each layer's input) while the rest of the step runs.
 /// On CPU: a file on disk (`DiskTier`) or host memory (`HostTier`); on a GPU it would be pinned host memory.
@@ -122,5 +123,106 @@ public final class HostTier: OffloadTier, @unchecked Sendable {
     public func wait(slot: Int) throws {
         lock.lock(); let g = pending[slot]; lock.unlock()
         g?.wait()
+    }
+}
+
+/// Checkpoints in host memory, compressed without loss: each float's four bytes are split into four
+/// planes (sign/exponent bytes compress well, mantissa bytes hardly) and each plane is Zstandard-compressed.
+/// Gradients are bit-identical to the uncompressed tiers; what it saves is measured by `bench/offload.sh`
+/// (`compressedBytes` / `rawBytes`).
+public final class CompressedHostTier: OffloadTier, @unchecked Sendable {
+    public let name = "compressed"
+    /// Zstandard level (1 is the fastest of the regular levels; negative levels are faster still).
+    public let level: Int32
+    private var slots: [Int: [UInt8]] = [:]
+    private var pending: [Int: DispatchGroup] = [:]
+    private var errors: [Int: String] = [:]
+    private let lock = NSLock()
+    private let queue = DispatchQueue(label: "sloth.offload.compressed")
+    /// Byte planes of the checkpoint being (de)compressed; the queue is serial, so one buffer serves all slots.
+    private var planes: [UInt8] = []
+    private var raw = 0, compressed = 0
+
+    public init(level: Int32 = 1) { self.level = level }
+
+    /// Bytes stored so far (summed over every store), before and after compression.
+    public var rawBytes: Int { lock.lock(); defer { lock.unlock() }; return raw }
+    public var compressedBytes: Int { lock.lock(); defer { lock.unlock() }; return compressed }
+
+    private func group(_ slot: Int) -> DispatchGroup {
+        lock.lock(); defer { lock.unlock() }
+        let g = DispatchGroup()
+        pending[slot] = g
+        errors[slot] = nil
+        return g
+    }
+    private func fail(_ slot: Int, _ msg: String) { lock.lock(); errors[slot] = msg; lock.unlock() }
+
+    public func store(slot: Int, from source: UnsafePointer<Float>, count: Int) {
+        let g = group(slot)
+        g.enter()
+        queue.async { [self] in
+            defer { g.leave() }
+            let bytes = count * 4
+            if planes.count < bytes { planes = [UInt8](repeating: 0, count: bytes) }
+            let src = UnsafeRawPointer(source).assumingMemoryBound(to: UInt8.self)
+            planes.withUnsafeMutableBufferPointer { p in
+                for i in 0..<count { for b in 0..<4 { p[b * count + i] = src[4 * i + b] } }
+            }
+            var out = [UInt8](repeating: 0, count: 4 * 8 + 4 * ZSTD_compressBound(count))
+            var used = 0
+            var sizes = [Int](repeating: 0, count: 4)
+            for b in 0..<4 {
+                let n = planes.withUnsafeBufferPointer { p in
+                    out.withUnsafeMutableBufferPointer { o in
+                        ZSTD_compress(o.baseAddress! + 32 + used, o.count - 32 - used, p.baseAddress! + b * count, count, Int32(level))
+                    }
+                }
+                if ZSTD_isError(n) != 0 {
+                    fail(slot, "compressing layer checkpoint \(slot) failed: \(String(cString: ZSTD_getErrorName(n)))"); return
+                }
+                sizes[b] = n; used += n
+            }
+            out.withUnsafeMutableBytes { o in for b in 0..<4 { o.storeBytes(of: UInt64(sizes[b]).littleEndian, toByteOffset: 8 * b, as: UInt64.self) } }
+            out.removeSubrange((32 + used)...)
+            lock.lock()
+            compressed += out.count
+            raw += bytes
+            slots[slot] = out
+            lock.unlock()
+        }
+    }
+
+    public func load(slot: Int, into destination: UnsafeMutablePointer<Float>, count: Int) {
+        let g = group(slot)
+        g.enter()
+        queue.async { [self] in
+            defer { g.leave() }
+            lock.lock(); let stored = slots[slot]; lock.unlock()
+            guard let stored, stored.count >= 32 else { fail(slot, "layer checkpoint \(slot) was never stored"); return }
+            if planes.count < count * 4 { planes = [UInt8](repeating: 0, count: count * 4) }
+            var at = 32
+            for b in 0..<4 {
+                let size = stored.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 8 * b, as: UInt64.self))) }
+                let n = stored.withUnsafeBufferPointer { s in
+                    planes.withUnsafeMutableBufferPointer { p in ZSTD_decompress(p.baseAddress! + b * count, count, s.baseAddress! + at, size) }
+                }
+                if ZSTD_isError(n) != 0 || n != count {
+                    fail(slot, "decompressing layer checkpoint \(slot) failed"); return
+                }
+                at += size
+            }
+            let dst = UnsafeMutableRawPointer(destination).assumingMemoryBound(to: UInt8.self)
+            planes.withUnsafeBufferPointer { p in
+                for i in 0..<count { for b in 0..<4 { dst[4 * i + b] = p[b * count + i] } }
+            }
+        }
+    }
+
+    public func wait(slot: Int) throws {
+        lock.lock(); let g = pending[slot]; lock.unlock()
+        g?.wait()
+        lock.lock(); let e = errors[slot]; lock.unlock()
+        if let e { throw OffloadError(message: e) }
     }
 }

@@ -48,6 +48,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "auto | none | recompute | offload. auto: the fastest policy whose memory plan fits.") var gradientCheckpointing: String = "auto"
     @Option(help: "Memory cap (e.g. 8GiB); default: the memory available now. The run is refused up front when its plan does not fit.") var maxMemory: String?
     @Option(help: "Folder for offloaded checkpoints (default: the system temporary folder).") var offloadDir: String?
+    @Option(help: "Where --gradient-checkpointing offload puts layer inputs: disk (a file; no resident memory) or compressed (lossless Zstandard in host memory).") var offloadTier: String = "disk"
+    @Option(help: ArgumentHelp("Layer inputs smaller than this are not offloaded (the step runs as recompute).", visibility: .hidden)) var offloadMinBytes: Int = CheckpointPolicy.minimumOffloadBytes
     @Option(help: "Write one JSON object per optimizer step to this file.") var metrics: String?
     @Option(help: "Save the adapter every N steps (0: only at the end).") var saveSteps: Int = 0
     @OptionGroup var dataOptions: DataOptions
@@ -58,6 +60,7 @@ struct TrainCommand: ParsableCommand {
         guard gradientCheckpointing == "auto" || CheckpointPolicy(rawValue: gradientCheckpointing) != nil else {
             throw ValidationError("--gradient-checkpointing must be auto, none, recompute or offload")
         }
+        guard ["disk", "compressed"].contains(offloadTier) else { throw ValidationError("--offload-tier must be disk or compressed") }
         if let maxMemory, ByteCount.parse(maxMemory) == nil { throw ValidationError("--max-memory: '\(maxMemory)' is not a size (e.g. 8GiB)") }
         guard loraRank >= 1 else { throw ValidationError("--lora-rank must be at least 1") }
         guard (loraDropout ?? 0) >= 0 && (loraDropout ?? 0) < 1 else { throw ValidationError("--lora-dropout must be in [0, 1)") }
@@ -122,6 +125,9 @@ struct TrainCommand: ParsableCommand {
         let plan = planFor(chosen, tokens)
         let trainer = try Trainer(model: lm, rows: rows, params: p)
         if let offloadDir { trainer.engine.offloadDirectory = URL(fileURLWithPath: offloadDir) }
+        trainer.engine.minimumOffloadBytes = offloadMinBytes
+        let compressedTier = offloadTier == "compressed" ? CompressedHostTier() : nil
+        if let compressedTier { trainer.engine.offloadTier = compressedTier }
         let out = URL(fileURLWithPath: output)
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         let progress = Progress(total: maxSteps, quiet: quiet)
@@ -143,6 +149,10 @@ struct TrainCommand: ParsableCommand {
         }
         if let failure { throw failure }
         progress.finish()
+        if let t = compressedTier, t.rawBytes > 0 {
+            progress.header(String(format: "compressed offload tier: %.3f of the checkpoint bytes (%@ -> %@ stored over the run)",
+                                   Double(t.compressedBytes) / Double(t.rawBytes), ByteCount.format(t.rawBytes), ByteCount.format(t.compressedBytes)))
+        }
         try PEFTAdapter.save(lm, to: out, baseModel: model)
         progress.header("adapter written to \(out.path)")
     }

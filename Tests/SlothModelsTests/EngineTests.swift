@@ -130,6 +130,7 @@ func everyPolicyGivesTheGradientsOfNone(arch: Architecture) throws {
     let model = try randomModel(arch, window: arch == .mistral ? 3 : nil)
     let engine = Engine(model: model)
     engine.mlpTile = 4   // several MLP tiles, the last one partial
+    engine.minimumOffloadBytes = 0   // offload even these tiny layer inputs
     var batches = [testBatch()]
     // A packed batch: two segments in one row.
     batches.append(TokenBatch(batch: 1, tokens: 9, ids: [3, 7, 1, 30, 9, 4, 4, 12, 5], targets: [7, 1, 30, -100, 4, 4, 12, 5, -100],
@@ -140,7 +141,7 @@ func everyPolicyGivesTheGradientsOfNone(arch: Architecture) throws {
         zero()
         let l0 = try engine.forwardBackward(batch, gradScale: 0.1, policy: .none)
         let g0 = grads()
-        for (policy, tier) in [(CheckpointPolicy.recompute, nil as OffloadTier?), (.offload, nil), (.offload, HostTier())] {
+        for (policy, tier) in [(CheckpointPolicy.recompute, nil as OffloadTier?), (.offload, nil), (.offload, HostTier()), (.offload, CompressedHostTier())] {
             zero()
             engine.offloadTier = tier
             let l = try engine.forwardBackward(batch, gradScale: 0.1, policy: policy)
@@ -151,4 +152,37 @@ func everyPolicyGivesTheGradientsOfNone(arch: Architecture) throws {
             #expect(d <= 1e-6 * scale)
         }
     }
+}
+
+/// The compressed tier gives back every bit it was given (NaN payloads, infinities, subnormals, signed zeros),
+/// across slots stored and loaded out of order.
+@Test func compressedTierIsLossless() throws {
+    let tier = CompressedHostTier()
+    var rng = SystemRandomNumberGenerator()
+    let specials: [UInt32] = [0x7fc0_0001, 0xff80_0000, 0x7f80_0000, 0x0000_0001, 0x8000_0000, 0x0000_0000, 0x007f_ffff]
+    let slots = (0..<3).map { s -> [Float] in
+        (0..<(1000 + 37 * s)).map { i in i < specials.count ? Float(bitPattern: specials[i]) : Float.random(in: -3...3, using: &rng) * Float(s + 1) }
+    }
+    for (s, v) in slots.enumerated() { v.withUnsafeBufferPointer { tier.store(slot: s, from: $0.baseAddress!, count: v.count) } }
+    for s in [2, 0, 1] {
+        try tier.wait(slot: s)
+        var back = [Float](repeating: 0, count: slots[s].count)
+        back.withUnsafeMutableBufferPointer { tier.load(slot: s, into: $0.baseAddress!, count: slots[s].count) }
+        try tier.wait(slot: s)
+        #expect(back.map(\.bitPattern) == slots[s].map(\.bitPattern))
+    }
+    print("compressed tier: \(tier.rawBytes) bytes -> \(tier.compressedBytes)")
+    #expect(tier.compressedBytes > 0 && tier.rawBytes == slots.reduce(0) { $0 + $1.count * 4 })
+}
+
+/// Offload falls back to recompute below the minimum layer-input size, in the engine and in the planner alike.
+@Test func offloadFallsBackToRecomputeForSmallInputs() throws {
+    #expect(CheckpointPolicy.offload.effective(rows: 512, hidden: 576) == .recompute)      // 1.1 MiB per layer input
+    #expect(CheckpointPolicy.offload.effective(rows: 1024, hidden: 576) == .offload)       // 2.25 MiB
+    #expect(CheckpointPolicy.none.effective(rows: 1, hidden: 1) == CheckpointPolicy.none)
+    let model = try randomModel(.llama)
+    let lora = LoRAConfig(rank: 4, alpha: 8, targets: LinearModule.allCases)
+    let small = MemoryPlanner.plan(config: model.config, lora: lora, batch: 1, tokens: 64, policy: .offload)
+    let recompute = MemoryPlanner.plan(config: model.config, lora: lora, batch: 1, tokens: 64, policy: .recompute)
+    #expect(small.policy == "recompute" && small.peakBytes == recompute.peakBytes)
 }

@@ -1,0 +1,2 @@
+// Zstandard (Debian: libzstd-dev), for the compressed host tier of offloaded checkpoints.
+#include <zstd.h>
