@@ -25,7 +25,7 @@ struct PlanCommand: ParsableCommand {
     @Option(help: "Comma-separated modules, or all-linear.") var targetModules: String = "all-linear"
     @Option(help: "Print the longest context that fits in this much memory (e.g. 8GiB) under each policy.") var memory: String?
     @Flag(help: "Print the longest context per GPU size (8-80 GB) under the GPU memory model.") var gpus = false
-    @Flag(help: "GPU model: 4-bit NF4 base weights (QLoRA).") var loadIn4bit = false
+    @Flag(name: .customLong("load-in-4bit"), help: "GPU model: 4-bit NF4 base weights (QLoRA).") var loadIn4bit = false
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
