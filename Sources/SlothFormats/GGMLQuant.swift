@@ -53,7 +53,18 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         case .i16: return "I16"
         case .i32: return "I32"
         case .i64: return "I64"
-        default: return "\(self)".uppercased().replacingOccurrences(of: "_K", with: "_K")
+        case .q4_0: return "Q4_0"
+        case .q4_1: return "Q4_1"
+        case .q5_0: return "Q5_0"
+        case .q5_1: return "Q5_1"
+        case .q8_0: return "Q8_0"
+        case .q8_1: return "Q8_1"
+        case .q2_K: return "Q2_K"
+        case .q3_K: return "Q3_K"
+        case .q4_K: return "Q4_K"
+        case .q5_K: return "Q5_K"
+        case .q6_K: return "Q6_K"
+        case .q8_K: return "Q8_K"
         }
     }
 
@@ -66,7 +77,7 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
     /// True for the types `GGMLQuant.dequantize` reads.
     public var canDequantize: Bool {
         switch self {
-        case .f32, .f16, .bf16, .q8_0, .q4_0, .q4_K, .q5_K, .q6_K: return true
+        case .f32, .f16, .bf16, .q8_0, .q4_0, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K: return true
         default: return false
         }
     }
@@ -74,7 +85,7 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
     /// True for the types `GGMLQuant.quantize` writes.
     public var canQuantize: Bool {
         switch self {
-        case .f32, .f16, .bf16, .q8_0, .q4_0, .q4_K, .q5_K, .q6_K: return true
+        case .f32, .f16, .bf16, .q8_0, .q4_0, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K: return true
         default: return false
         }
     }
@@ -105,6 +116,10 @@ public enum GGMLQuant {
                 for b in 0..<blocks { quantizeQ8_0(s + b * 32, d + b * 34) }
             case .q4_0:
                 for b in 0..<blocks { quantizeQ4_0(s + b * 32, d + b * 18) }
+            case .q5_0:
+                for b in 0..<blocks { quantizeQ5_0(s + b * 32, d + b * 22) }
+            case .q5_1:
+                for b in 0..<blocks { quantizeQ5_1(s + b * 32, d + b * 24) }
             case .q4_K:
                 for b in 0..<blocks { KQuants.quantizeQ4_K(s + b * 256, d + b * 144) }
             case .q5_K:
@@ -149,6 +164,19 @@ public enum GGMLQuant {
                     let q = p.load(fromByteOffset: 2 + j, as: UInt8.self)
                     dst[b * 32 + j] = Float(Int(q & 0x0F) - 8) * d
                     dst[b * 32 + j + 16] = Float(Int(q >> 4) - 8) * d
+                }
+            }
+        case .q5_0, .q5_1:
+            let size = type.typeSize, qhAt = type == .q5_0 ? 2 : 4
+            for b in 0..<blocks {
+                let p = src + b * size
+                let d = half(p), m: Float = type == .q5_1 ? half(p, 2) : -16 * d
+                let qh = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: qhAt, as: UInt32.self))
+                for j in 0..<16 {
+                    let q = p.load(fromByteOffset: qhAt + 4 + j, as: UInt8.self)
+                    let h0 = ((qh >> UInt32(j)) << 4) & 0x10, h1 = (qh >> UInt32(j + 12)) & 0x10
+                    dst[b * 32 + j] = Float(UInt32(q & 0x0F) | h0) * d + m
+                    dst[b * 32 + j + 16] = Float(UInt32(q >> 4) | h1) * d + m
                 }
             }
         case .q4_K:
@@ -222,5 +250,43 @@ public enum GGMLQuant {
             let b = UInt8(clamping: min(15, max(0, saturatingInt(x[j + 16] * id + 8.5))))
             out.storeBytes(of: a | (b << 4), toByteOffset: 2 + j, as: UInt8.self)
         }
+    }
+
+    /// Q5_0: d = (signed value of largest magnitude) / -16, q = min(31, trunc(x / d + 16.5)); the low four bits as in
+    /// Q4_0, the fifth bits of values j and j+16 in bits j and j+16 of a u32 `qh` (f16 d, qh, 16 bytes).
+    private static func quantizeQ5_0(_ x: UnsafePointer<Float>, _ out: UnsafeMutableRawPointer) {
+        var amax: Float = 0, mx: Float = 0
+        for j in 0..<32 where amax < abs(x[j]) { amax = abs(x[j]); mx = x[j] }
+        let d = mx / -16
+        let id: Float = d != 0 ? 1 / d : 0
+        storeHalf(d, out)
+        var qh: UInt32 = 0
+        for j in 0..<16 {
+            let a = UInt32(clamping: min(31, max(0, saturatingInt(x[j] * id + 16.5))))
+            let b = UInt32(clamping: min(31, max(0, saturatingInt(x[j + 16] * id + 16.5))))
+            out.storeBytes(of: UInt8((a & 0x0F) | ((b & 0x0F) << 4)), toByteOffset: 6 + j, as: UInt8.self)
+            qh |= ((a & 0x10) >> 4) << UInt32(j)
+            qh |= ((b & 0x10) >> 4) << UInt32(j + 16)
+        }
+        out.storeBytes(of: qh.littleEndian, toByteOffset: 2, as: UInt32.self)
+    }
+
+    /// Q5_1: d = (max - min) / 31, m = min, q = trunc((x - min) / d + 0.5) (f16 d, f16 m, qh, 16 bytes).
+    private static func quantizeQ5_1(_ x: UnsafePointer<Float>, _ out: UnsafeMutableRawPointer) {
+        var lo = Float.greatestFiniteMagnitude, hi = -Float.greatestFiniteMagnitude
+        for j in 0..<32 { lo = min(lo, x[j]); hi = max(hi, x[j]) }
+        let d = (hi - lo) / 31
+        let id: Float = d != 0 ? 1 / d : 0
+        storeHalf(d, out)
+        storeHalf(lo, out, 2)
+        var qh: UInt32 = 0
+        for j in 0..<16 {
+            let a = UInt32(truncatingIfNeeded: UInt8(truncatingIfNeeded: saturatingInt((x[j] - lo) * id + 0.5)))
+            let b = UInt32(truncatingIfNeeded: UInt8(truncatingIfNeeded: saturatingInt((x[j + 16] - lo) * id + 0.5)))
+            out.storeBytes(of: UInt8((a & 0x0F) | ((b & 0x0F) << 4)), toByteOffset: 8 + j, as: UInt8.self)
+            qh |= ((a & 0x10) >> 4) << UInt32(j)
+            qh |= ((b & 0x10) >> 4) << UInt32(j + 16)
+        }
+        out.storeBytes(of: qh.littleEndian, toByteOffset: 4, as: UInt32.self)
     }
 }

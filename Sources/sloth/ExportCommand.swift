@@ -6,7 +6,7 @@ struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
         abstract: "Write a fine-tune where people run models: merged safetensors, GGUF, GGUF LoRA, Ollama.",
-        subcommands: [ExportMergedCommand.self])
+        subcommands: [ExportMergedCommand.self, ExportGGUFCommand.self, ExportGGUFLoRACommand.self, ExportOllamaCommand.self])
 }
 
 /// Prints a failure as `error: ...` and exits 1 (validation errors keep ArgumentParser's usage output).
@@ -75,4 +75,101 @@ final class ProgressLine {
         else if s.hasPrefix("--") { FileHandle.standardError.write(Data((s + "\n").utf8)) }
     }
     func done() { if shown { FileHandle.standardError.write(Data("\n".utf8)); shown = false } }
+}
+
+struct ExportGGUFCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gguf",
+        abstract: "Write a model (with an adapter merged in) as one GGUF file for llama.cpp.",
+        discussion: """
+        Tensors get ggml names (q/k rows permuted for llama and mistral, Gemma's norms + 1, no output.weight when
+        tied); the tokenizer (SentencePiece tokenizer.model or byte-level BPE tokenizer.json) and chat template go
+        into the metadata. --quant follows llama.cpp: f32/f16/bf16/q8_0 as its converter writes them, q4_0,
+        q4_k_m, q5_k_m and q6_k with llama-quantize's per-tensor choices (Q6_K for output and some attn_v/ffn_down
+        layers in the _M mixes; Q5_0/Q5_1/Q8_0 for rows that are not whole 256-value blocks).
+
+        Examples:
+          sloth export gguf --model ./my-llama --output out/model-f16.gguf
+          sloth export gguf --model ./my-llama --adapter out/adapter --output out/model-q4_k_m.gguf --quant q4_k_m
+        """)
+
+    @Option(help: "Model folder (config.json, safetensors, tokenizer).") var model: String
+    @Option(help: "PEFT adapter to merge in first.") var adapter: String?
+    @Option(help: "Output .gguf file.") var output: String
+    @Option(help: "f32 | f16 | bf16 | q8_0 | q4_0 | q4_k_m | q5_k_m | q6_k") var quant: String = "f16"
+    @Option(help: "general.name (default: the model folder's name).") var name: String?
+    @Flag(help: "No progress output.") var quiet = false
+
+    func validate() throws {
+        guard GGUFQuantization(rawValue: quant) != nil else {
+            throw ValidationError("--quant must be one of \(GGUFQuantization.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let start = Date()
+            let line = ProgressLine(quiet: quiet)
+            var o = GGUFExport.Options(quant: GGUFQuantization(rawValue: quant)!, name: name)
+            o.name = name
+            let r = try GGUFExport.run(model: URL(fileURLWithPath: model), adapter: adapter.map { URL(fileURLWithPath: $0) },
+                                       output: URL(fileURLWithPath: output), options: o, progress: line.show)
+            line.done()
+            for w in r.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
+            if !quiet {
+                let types = r.types.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+                FileHandle.standardError.write(Data(String(format: "wrote %@: %d tensors (%@), %.1f MB in %.1f s\n", output, r.tensors, types,
+                                                           Double(r.bytes) / 1e6, Date().timeIntervalSince(start)).utf8))
+            }
+        }
+    }
+}
+
+struct ExportGGUFLoRACommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gguf-lora",
+        abstract: "Write a PEFT adapter as a llama.cpp LoRA GGUF (llama-cli -m base.gguf --lora adapter.gguf).",
+        discussion: """
+        Examples:
+          sloth export gguf-lora --adapter out/adapter --model ./my-llama --output out/adapter.gguf
+        """)
+
+    @Option(help: "PEFT adapter folder.") var adapter: String
+    @Option(help: "The base model folder the adapter was trained on (names, shapes, q/k layout).") var model: String
+    @Option(help: "Output .gguf file.") var output: String
+    @Flag(help: "No progress output.") var quiet = false
+
+    func run() throws {
+        try reportingErrors {
+            let r = try GGUFLoRAExport.run(adapter: URL(fileURLWithPath: adapter), model: URL(fileURLWithPath: model), output: URL(fileURLWithPath: output))
+            if !quiet { FileHandle.standardError.write(Data("wrote \(output): \(r.pairs) LoRA pairs, \(r.bytes) bytes\n".utf8)) }
+        }
+    }
+}
+
+struct ExportOllamaCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ollama",
+        abstract: "Write a folder Ollama builds a model from: the GGUF and a Modelfile with the chat format and stop strings.",
+        discussion: """
+        The TEMPLATE is chosen from the GGUF's chat template (chatml, llama-3, mistral, gemma, zephyr are recognised)
+        or named with --template. Then: ollama create my-model -f DIR/Modelfile
+
+        Examples:
+          sloth export ollama --gguf out/model-q4_k_m.gguf --output out/ollama
+          sloth export ollama --gguf out/model.gguf --output out/ollama --template chatml --system "You are terse."
+        """)
+
+    @Option(help: "The model's .gguf file.") var gguf: String
+    @Option(help: "Output folder (gets the GGUF, hard-linked when possible, and Modelfile).") var output: String
+    @Option(help: "chatml | llama-3 | mistral | gemma | zephyr | none (default: detected from the GGUF).") var template: String?
+    @Option(help: "A SYSTEM message for the Modelfile.") var system: String?
+    @Flag(help: "No progress output.") var quiet = false
+
+    func run() throws {
+        try reportingErrors {
+            let f = try OllamaExport.run(gguf: URL(fileURLWithPath: gguf), output: URL(fileURLWithPath: output), template: template, system: system)
+            if !quiet { FileHandle.standardError.write(Data("wrote \(output)/Modelfile (template \(f.name)); build it with: ollama create NAME -f \(output)/Modelfile\n".utf8)) }
+        }
+    }
 }

@@ -39,9 +39,9 @@ enum ExportFixtures {
     #expect(f.tensor("q4_0")?.type == .q4_0)
 }
 
-/// Sloth's quantizers give the reference bytes (gguf.quants for Q8_0/Q4_0/BF16/F16, llama.cpp's ggml for
+/// Sloth's quantizers give the reference bytes (gguf.quants for Q8_0/Q4_0/Q5_0/Q5_1/BF16/F16, llama.cpp's ggml for
 /// the K-quants) and its dequantizers give gguf.quants' floats exactly.
-@Test(arguments: ["q8_0", "q4_0", "bf16", "f16"])
+@Test(arguments: ["q8_0", "q4_0", "q5_0", "q5_1", "bf16", "f16", "q4_K", "q5_K", "q6_K"])
 func quantizerMatchesReference(name: String) throws {
     let f = try GGUFFile(url: ExportFixtures.export.appendingPathComponent("quant.gguf"))
     guard let info = f.tensor(name) else {

@@ -5,7 +5,7 @@ Written with the `gguf` package (pinned in scripts/golden/requirements-export.tx
 - metadata of every GGUF value type (the reader test checks each value);
 - `input` (8, 512) F32: rows of different character (normal, uniform, all positive, tiny, zeros,
   outliers, a constant, wide range);
-- `q8_0`, `q4_0`, `bf16`, `f16`: `input` quantized by `gguf.quants` (the reference numpy port of ggml);
+- `q8_0`, `q4_0`, `q5_0`, `q5_1`, `bf16`, `f16`: `input` quantized by `gguf.quants` (the reference numpy port of ggml);
 - `q4_K`, `q5_K`, `q6_K`: `input` quantized by llama.cpp's own `ggml_quantize_chunk` (libggml from
   llama-cpp-python, no importance matrix: the `quantize_row_*_ref` path), when llama-cpp-python is
   importable (gguf.quants has no K-quant quantizer);
@@ -73,7 +73,7 @@ def main():
     w.add_array("test.ints", [1, -2, 3])
     w.add_array("test.floats", [0.5, -1.25])
     w.add_tensor("input", x)
-    kinds = {"q8_0": T.Q8_0, "q4_0": T.Q4_0, "bf16": T.BF16, "f16": T.F16}
+    kinds = {"q8_0": T.Q8_0, "q4_0": T.Q4_0, "q5_0": T.Q5_0, "q5_1": T.Q5_1, "bf16": T.BF16, "f16": T.F16}
     done = []
     for name, qt in kinds.items():
         q = x.astype(np.float16).view(np.uint8) if qt == T.F16 else quants.quantize(x, qt)
