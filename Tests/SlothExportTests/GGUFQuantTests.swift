@@ -1,6 +1,7 @@
 import Testing
 import Foundation
 import SlothFormats
+import SlothExport
 
 /// Paths of the export fixtures.
 enum ExportFixtures {
@@ -126,4 +127,36 @@ func quantizerMatchesReference(name: String) throws {
     }
     print("damaged GGUF files: \(errors) rejected with GGUFError, \(opened) still valid")
     #expect(errors >= 100)
+}
+
+/// llama.cpp's `use_more_bits` layer sets (checked against llama-quant.cpp for these layer counts).
+@Test func useMoreBitsLayers() {
+    func set(_ n: Int) -> [Int] { (0..<n).filter { GGUFExport.useMoreBits($0, n) } }
+    #expect(set(16) == [0, 1, 4, 7, 10, 13, 14, 15])
+    #expect(set(32) == [0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31])
+}
+
+/// The per-tensor types of the `_M` mixes and the fallbacks for rows that are not whole blocks.
+@Test func ggufTensorTypes() throws {
+    func t(_ name: String, _ shape: [Int], _ q: GGUFQuantization, layer: Int? = nil, hasOutput: Bool = true) throws -> GGMLType {
+        try GGUFExport.tensorType(name: name, shape: shape, quant: q, layer: layer, layers: 32, hasOutput: hasOutput)
+    }
+    #expect(try t("blk.0.attn_norm.weight", [4096], .q4_k_m) == .f32)
+    #expect(try t("blk.0.attn_q.bias", [4096], .q4_k_m) == .f32)
+    #expect(try t("blk.3.attn_q.weight", [4096, 4096], .q4_k_m, layer: 3) == .q4_K)
+    #expect(try t("blk.3.attn_v.weight", [1024, 4096], .q4_k_m, layer: 3) == .q6_K)
+    #expect(try t("blk.4.attn_v.weight", [1024, 4096], .q4_k_m, layer: 4) == .q4_K)
+    #expect(try t("blk.6.ffn_down.weight", [4096, 14336], .q5_k_m, layer: 6) == .q6_K)
+    #expect(try t("blk.7.ffn_down.weight", [4096, 14336], .q5_k_m, layer: 7) == .q5_K)
+    #expect(try t("output.weight", [32000, 4096], .q4_k_m) == .q6_K)
+    #expect(try t("token_embd.weight", [32000, 4096], .q4_k_m) == .q4_K)
+    #expect(try t("token_embd.weight", [32000, 4096], .q4_k_m, hasOutput: false) == .q6_K)
+    #expect(try t("output.weight", [32000, 4096], .q8_0) == .q8_0)
+    #expect(try t("token_embd.weight", [32000, 4096], .f16) == .f16)
+    // Rows of 896 (Qwen2-0.5B): Q4_K -> Q5_0, Q6_K -> Q8_0; tied embeddings -> Q8_0.
+    #expect(try t("blk.5.attn_q.weight", [896, 896], .q4_k_m, layer: 5) == .q5_0)
+    #expect(try t("blk.5.attn_q.weight", [896, 896], .q5_k_m, layer: 5) == .q5_1)
+    #expect(try t("blk.0.ffn_down.weight", [896, 4864], .q4_k_m, layer: 0) == .q6_K)
+    #expect(try t("token_embd.weight", [151936, 896], .q4_k_m, hasOutput: false) == .q8_0)
+    #expect(throws: ExportError.self) { try t("blk.0.attn_q.weight", [8, 40], .q4_0, layer: 0) }
 }

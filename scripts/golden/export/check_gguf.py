@@ -4,7 +4,8 @@
   1. gguf.GGUFReader reads every key and every tensor (dequantized with gguf.quants: all finite).
   2. llama.cpp (llama-cpp-python, F32 KV cache) loads the file; its logits for each row of --data are
      compared with transformers + PEFT (base + adapter, fp32, eager attention):
-     max|diff| / max(1, max|logit|) <= --tolerance.
+     max|diff| / max(1, max|logit|) <= --tolerance (with --round-weights, against the reference whose 2-D
+     weights are rounded to the file's 16-bit dtype, so the check is llama.cpp's compute, not the rounding).
   3. With --f32 REF.gguf (Sloth's F32 export of the same model): llama.cpp's own quantizer
      (llama_model_quantize) turns REF into --ftype, and every tensor of --gguf must have the type and the
      exact bytes llama.cpp chose and wrote; then the logit error of step 2 is llama.cpp's own.
@@ -70,6 +71,8 @@ def main():
     ap.add_argument("--lora")
     ap.add_argument("--tolerance", type=float, default=1e-3)
     ap.add_argument("--positions", type=int, default=0, help="compare only the first N positions (0: all)")
+    ap.add_argument("--round-weights", choices=["f16", "bf16"],
+                    help="the file stores 2-D weights in this dtype: compare with the reference whose merged 2-D weights are rounded the same way")
     args = ap.parse_args()
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     import warnings
@@ -123,14 +126,31 @@ def main():
         from peft import PeftModel
         ref = PeftModel.from_pretrained(ref, args.adapter)
     ref.eval()
-    with torch.no_grad():
-        want = [ref(input_ids=torch.tensor([ids])).logits[0].double().numpy() for ids in data]
-    have = llama_logits(args.gguf, data, args.lora)
     n = args.positions or None
+
+    def reference():
+        with torch.no_grad():
+            return [ref(input_ids=torch.tensor([ids])).logits[0].double().numpy() for ids in data]
+
+    want = reference()
+    if args.round_weights:
+        exact = want
+        if args.adapter:
+            ref = ref.merge_and_unload()
+        dt = torch.float16 if args.round_weights == "f16" else torch.bfloat16
+        with torch.no_grad():
+            for p in ref.parameters():
+                if p.dim() >= 2:
+                    p.copy_(p.to(dt).float())
+        want = reference()
+        drift = max(np.abs(w[:n] - e[:n]).max() / max(1.0, np.abs(e[:n]).max()) for w, e in zip(want, exact))
+        print(f"rounding the 2-D weights to {args.round_weights} moves transformers' logits by {drift:.3e} relative (for information)")
+    have = llama_logits(args.gguf, data, args.lora)
     rel = max(np.abs(h[:n] - w[:n]).max() / max(1.0, np.abs(w[:n]).max()) for h, w in zip(have, want))
     what = "base + LoRA GGUF in llama.cpp" if args.lora else "llama.cpp"
     span = f"first {n} positions of " if n else ""
-    print(f"logits: {what} vs transformers{' + PEFT' if args.adapter else ''}: max relative diff {rel:.3e} over {span}{len(data)} rows (tolerance {args.tolerance:g})")
+    rounded = f" with weights rounded to {args.round_weights}" if args.round_weights else ""
+    print(f"logits: {what} vs transformers{' + PEFT' if args.adapter else ''}{rounded}: max relative diff {rel:.3e} over {span}{len(data)} rows (tolerance {args.tolerance:g})")
     if not rel <= args.tolerance:
         ok = False
     print("OK" if ok else "FAIL")
