@@ -3,7 +3,7 @@
 SWIFT ?= swift
 SHELL := /bin/bash
 
-.PHONY: deps test demo bench release fixtures clean
+.PHONY: deps test test-interop demo bench release fixtures clean
 
 # System packages: OpenBLAS for matrix products, Zstandard for the compressed checkpoint tier.
 deps:
@@ -24,6 +24,13 @@ fixtures:
 test: deps fixtures
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --parallel --num-workers 2
+
+# Interop with the ecosystem's own tools (CI runs it after make test): GGUF files checked by the gguf package and
+# loaded by llama.cpp (llama-cpp-python, built from source once: about 10 minutes).
+test-interop: deps fixtures
+	bash scripts/interop/setup.sh
+	$(SWIFT) build --build-tests
+	SLOTH_REQUIRE_INTEROP=1 $(SWIFT) test --skip-build --filter 'ggufExportLoadsInLlamaCpp|ggufLoRAAppliedByLlamaCpp'
 
 release: deps
 	$(SWIFT) build -c release --product sloth

@@ -87,3 +87,10 @@ func ggufLoRAAppliedByLlamaCpp(name: String) throws {
     print("\(name) LoRA GGUF: " + text.split(separator: "\n").filter { $0.hasPrefix("logits:") || $0.hasPrefix("OK") || $0.hasPrefix("FAIL") || $0.contains("rror") }.joined(separator: " "))
     #expect(code == 0)
 }
+
+/// Under `make test-interop` (SLOTH_REQUIRE_INTEROP=1) the llama.cpp checks must run, not skip.
+@Test func ggufExportLoadsInLlamaCppToolsPresent() {
+    if ProcessInfo.processInfo.environment["SLOTH_REQUIRE_INTEROP"] == "1" {
+        #expect(llamaCppAvailable, "make test-interop needs torch/transformers/peft and llama_cpp/gguf in python3")
+    }
+}
