@@ -96,7 +96,7 @@ def main():
             if d > worst:
                 worst, worst_name = d, k
     unit = "relative" if dtype == torch.float32 else f"{str(dtype).replace('torch.', '')} ulp"
-    print(f"weights: {len(got)} tensors vs PEFT merge_and_unload: max diff {worst:.3g} {unit} ({worst_name})")
+    print(f"weights: {len(got)} tensors vs PEFT merge_and_unload: max diff {worst:.3g} {unit}" + (f" ({worst_name})" if worst_name else " (identical)"))
     if (dtype == torch.float32 and worst > 1e-6) or (dtype != torch.float32 and worst > 1):
         print("FAIL: merged weights differ from PEFT's")
         ok = False
