@@ -26,11 +26,12 @@ test: deps fixtures
 	$(SWIFT) test --skip-build --parallel --num-workers 2
 
 # Interop with the ecosystem's own tools (CI runs it after make test): GGUF files checked by the gguf package and
-# loaded by llama.cpp (llama-cpp-python, built from source once: about 10 minutes).
+# loaded by llama.cpp (llama-cpp-python, built from source once: about 10 minutes); report.html rendered by
+# Debian's headless Chromium.
 test-interop: deps fixtures
 	bash scripts/interop/setup.sh
 	$(SWIFT) build --build-tests
-	SLOTH_REQUIRE_INTEROP=1 $(SWIFT) test --skip-build --filter 'ggufExportLoadsInLlamaCpp|ggufLoRAAppliedByLlamaCpp'
+	SLOTH_REQUIRE_INTEROP=1 $(SWIFT) test --skip-build --filter 'ggufExportLoadsInLlamaCpp|ggufLoRAAppliedByLlamaCpp|reportRendersInChromium'
 
 release: deps
 	$(SWIFT) build -c release --product sloth

@@ -14,6 +14,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
@@ -27,7 +28,8 @@ let package = Package(
         .target(name: "SlothTraining", dependencies: ["SlothCore", "SlothFormats", "SlothModels", "SlothTokenizers", "SlothTemplates"]),
         .target(name: "SlothExport", dependencies: ["SlothCore", "SlothFormats", "SlothModels", "SlothTokenizers"]),
         .target(name: "Sloth", dependencies: ["SlothCore", "SlothFormats", "SlothModels", "SlothTraining", "SlothTokenizers", "SlothTemplates", "SlothExport"]),
-        .executableTarget(name: "sloth", dependencies: ["Sloth", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "sloth-api-example", dependencies: ["Sloth"], path: "Examples/APIExample"),
+        .executableTarget(name: "sloth", dependencies: ["Sloth", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Yams", package: "Yams")]),
 
         .testTarget(name: "SlothCoreTests", dependencies: ["SlothCore"]),
         .testTarget(name: "SlothFormatsTests", dependencies: ["SlothFormats"]),

@@ -29,11 +29,11 @@ open('$1','w').write(json.dumps({'input_ids':[random.randrange(3,$3) for _ in ra
 # Mean seconds of the steps after the first (arena and page cache warm), from the metrics file.
 steady() { python3 -c "
 import json; r=[json.loads(l) for l in open('$1')]; r=r[1:] or r; print('%.2f' % (sum(x['elapsed_seconds'] for x in r)/len(r)))"; }
-run() {  # run MODEL DATA TOKENS STEPS POLICY EXTRA... ; prints 'seconds rss_bytes' and leaves the adapter in $d
+run() {  # run MODEL DATA TOKENS STEPS POLICY EXTRA... ; sets $secs (steady step), $rss (bytes) and $d (adapter in $d/a, log in $d/log)
   d=$(mktemp -d)
   /usr/bin/time -f "%M" -o $d/rss "$BIN" train --model $1 --data $2 --output $d/a --max-steps $4 --max-seq-length $3 \
       --gradient-checkpointing $5 --metrics $d/m.jsonl --no-shuffle "${@:6}" 2> $d/log >/dev/null || { cat $d/log >&2; exit 1; }
-  echo "$(steady $d/m.jsonl) $(( $(tail -1 $d/rss) * 1024 ))"
+  secs=$(steady $d/m.jsonl); rss=$(( $(tail -1 $d/rss) * 1024 ))
 }
 {
 echo "## Step time, recompute vs offload (SmolLM-135M-shaped llama, LoRA r=8, batch 1, steady-state step)"
@@ -42,10 +42,10 @@ echo "| tokens | recompute s | offload (disk) s | overhead | offload (compressed
 echo "|---|---|---|---|---|---|---|"
 for T in $LONG; do
   f=/tmp/offload-$T.jsonl; data $f $T 49152
-  read r _ < <(run $MODEL $f $T $STEPS recompute); rm -rf $d
-  read o _ < <(run $MODEL $f $T $STEPS offload); rm -rf $d
-  res=$(run $MODEL $f $T $STEPS offload --offload-tier compressed); c=${res% *}
-  ratio=$(grep -o 'tier: [0-9.]*' $d/log | cut -d' ' -f2); rm -rf $d
+  run $MODEL $f $T $STEPS recompute; r=$secs; rm -rf $d
+  run $MODEL $f $T $STEPS offload; o=$secs; rm -rf $d
+  run $MODEL $f $T $STEPS offload --offload-tier compressed; c=$secs
+  ratio=$( (grep -o 'tier: [0-9.]*' $d/log || echo 'tier: n/a') | cut -d' ' -f2); rm -rf $d
   python3 -c "r,o,c=$r,$o,$c; print('| $T | %.2f | %.2f | %+.1f%% | %.2f | %+.1f%% | $ratio |' % (r, o, 100*(o/r-1), c, 100*(c/r-1)))"
 done
 echo
@@ -55,8 +55,8 @@ echo "| tokens | layer input | recompute s | offload (disk) s | overhead |"
 echo "|---|---|---|---|---|"
 for T in $SHORT; do
   f=/tmp/offload-$T.jsonl; data $f $T 49152
-  read r _ < <(run $MODEL $f $T 4 recompute); rm -rf $d
-  read o _ < <(run $MODEL $f $T 4 offload --offload-min-bytes 0); rm -rf $d
+  run $MODEL $f $T 4 recompute; r=$secs; rm -rf $d
+  run $MODEL $f $T 4 offload --offload-min-bytes 0; o=$secs; rm -rf $d
   python3 -c "r,o=$r,$o; print('| $T | %.2f MiB | %.3f | %.3f | %+.1f%% |' % ($T*576*4/2**20, r, o, 100*(o/r-1)))"
 done
 echo
@@ -64,11 +64,11 @@ echo "## Checkpoints larger than the memory cap (deep64: 64 layers, D 64, FF 128
 echo
 f=/tmp/offload-deep-$CAP_TOKENS.jsonl; data $f $CAP_TOKENS 512
 plan=$("$BIN" plan --model $DEEP --max-seq-length $CAP_TOKENS --json)
-ckpt=$(python3 -c "import json; p=json.loads('''$plan''')['policies']; print([x['bytes'] for x in p['offload']['parts'] if not x['resident']][0])")
+ckpt=$(python3 -c "import json; p=json.loads('''$plan''')['policies']; print(sum(x['bytes'] for x in p['offload']['parts'] if not x['resident']))")
 peak=$(python3 -c "import json; print(json.loads('''$plan''')['policies']['offload']['peak_bytes'])")
 cap=$(( peak + 8 * 1048576 ))
-res=$(run $DEEP $f $CAP_TOKENS 1 recompute); rm -rf /tmp/deep-ref; mv $d /tmp/deep-ref
-res=$(run $DEEP $f $CAP_TOKENS 1 offload --max-memory $cap); rss=${res#* }
+run $DEEP $f $CAP_TOKENS 1 recompute; rm -rf /tmp/deep-ref; mv $d /tmp/deep-ref
+run $DEEP $f $CAP_TOKENS 1 offload --max-memory $cap
 same=$(cmp -s /tmp/deep-ref/a/adapter_model.safetensors $d/a/adapter_model.safetensors && echo "byte-identical" || echo "DIFFERENT")
 python3 -c "print('checkpoints on disk %.1f MiB; memory cap %.1f MiB (plan peak + 8 MiB); measured peak RSS %.1f MiB (%s the cap); adapter after one step vs the recompute run: $same' % ($ckpt/2**20, $cap/2**20, $rss/2**20, 'under' if $rss <= $cap else 'OVER'))"
 rm -rf $d /tmp/deep-ref

@@ -173,6 +173,10 @@ public enum GGUFExport {
             ("\(arch).attention.key_length", .uint32(UInt32(c.headDim))),
             ("\(arch).attention.value_length", .uint32(UInt32(c.headDim))),
         ]
+        if let w = c.slidingWindow {
+            // llama.cpp's llama/qwen2 architectures ignore it; Sloth reads it back, so the file stays the model it was.
+            m.append(("\(arch).attention.sliding_window", .uint32(UInt32(w))))
+        }
         if arch == "llama" {
             m.append(("\(arch).vocab_size", .uint32(UInt32(vocabSize))))
             m.append(("\(arch).rope.dimension_count", .uint32(UInt32(c.rope.rotaryDim))))
@@ -218,11 +222,14 @@ public enum GGUFExport {
         id("tokenizer.ggml.eos_token_id", tok.eosTokenId ?? c.eosTokenIds.first)
         id("tokenizer.ggml.unknown_token_id", tok.unkTokenId)
         id("tokenizer.ggml.padding_token_id", tok.padTokenId ?? c.padTokenId)
-        let tc = folder.appendingPathComponent("tokenizer_config.json")
-        if let data = FileManager.default.contents(atPath: tc.path), let d = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
-            for k in ["add_bos_token", "add_eos_token"] {
-                if let n = d[k] as? NSNumber, String(cString: n.objCType) == "c" { m.append(("tokenizer.ggml.\(k)", .bool(n.boolValue))) }
-            }
+        // add_bos/add_eos: what the tokenizer's post-processor does (tokenizer_config.json's flags are applied to it).
+        let plain = tok.encode("a", addSpecialTokens: false), special = tok.encode("a", addSpecialTokens: true)
+        if special.count > plain.count, let first = special.first {
+            m.append(("tokenizer.ggml.add_bos_token", .bool(first == tok.bosTokenId && plain.first != first)))
+            m.append(("tokenizer.ggml.add_eos_token", .bool(special.last == tok.eosTokenId && plain.last != special.last)))
+        } else {
+            m.append(("tokenizer.ggml.add_bos_token", .bool(false)))
+            m.append(("tokenizer.ggml.add_eos_token", .bool(false)))
         }
         if c.architecture == .gemma { m.append(("tokenizer.ggml.add_space_prefix", .bool(false))) }
         if let t = tok.chatTemplate { m.append(("tokenizer.chat_template", .string(t))) }

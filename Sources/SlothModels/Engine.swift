@@ -319,6 +319,11 @@ public final class Engine: @unchecked Sendable {
     /// Final hidden states (N, D) after the final norm, for logits and generation.
     public func hiddenStates(_ batch: TokenBatch) throws -> Tensor {
         try validate(batch)
+        // Inference: LoRA dropout is off (as PyTorch's eval mode).
+        let pairs = model.loraPairs.map(\.pair)
+        let rates = pairs.map(\.dropout)
+        for p in pairs { p.dropout = 0 }
+        defer { for (p, r) in zip(pairs, rates) { p.dropout = r } }
         let c = config, n = batch.batch * batch.tokens, D = c.hiddenSize
         let (cos, sin) = c.rope.tables(positions: batch.positions)
         var x = Tensor([n, D]), y = Tensor([n, D])

@@ -67,6 +67,7 @@ public struct MemoryPlan: Sendable, Codable {
         public var bytes: Int
         /// Counted in the peak (false for offloaded checkpoints).
         public var resident: Bool
+        public init(name: String, bytes: Int, resident: Bool) { self.name = name; self.bytes = bytes; self.resident = resident }
     }
     public var policy: String
     public var batch: Int
@@ -74,6 +75,10 @@ public struct MemoryPlan: Sendable, Codable {
     public var parts: [Part]
     /// Peak while loading the weights (fp32 copies + the file pages being read).
     public var loadingPeakBytes: Int
+
+    public init(policy: String, batch: Int, tokens: Int, parts: [Part], loadingPeakBytes: Int) {
+        self.policy = policy; self.batch = batch; self.tokens = tokens; self.parts = parts; self.loadingPeakBytes = loadingPeakBytes
+    }
 
     /// The predicted peak resident memory of the run.
     public var peakBytes: Int { max(loadingPeakBytes, parts.filter(\.resident).reduce(0) { $0 + $1.bytes }) }

@@ -1,5 +1,7 @@
 import Foundation
 import SlothTemplates
+import SlothTokenizers
+import SlothModels
 
 /// Turns conversations into prompt ids with a model's chat template, as transformers'
 /// `apply_chat_template(..., tokenize=True)` does (the template supplies special tokens itself).
@@ -10,9 +12,29 @@ public struct ChatFormatter {
 
     /// The folder's template (or `templateSpec`: a named template, a .jinja file or a folder) and tokenizer.
     public init(folder: URL, templateSpec: String? = nil, codec: TextCodec) throws {
-        template = try templateSpec.map { try ChatTemplate.resolve($0) } ?? ChatTemplate.load(folder: folder)
-        let cfg = folder.appendingPathComponent("tokenizer_config.json")
-        specialTokens = FileManager.default.fileExists(atPath: cfg.path) ? try ChatTemplate.specialTokens(tokenizerConfig: cfg) : [:]
+        if folder.pathExtension == "gguf" {
+            // A GGUF file carries its chat template and special tokens in the tokenizer metadata.
+            if let spec = templateSpec {
+                template = try ChatTemplate.resolve(spec)
+            } else if let source = codec.chatTemplate {
+                template = try ChatTemplate(source: source, name: folder.lastPathComponent)
+            } else {
+                throw ModelError.unsupported(file: folder.path, what: "chat formatting without a chat template",
+                                             hint: "The GGUF has no tokenizer.chat_template; pass --chat-template NAME.")
+            }
+            var t: [String: String] = [:]
+            if let tok = codec as? Tokenizer {
+                if let b = tok.bosToken { t["bos_token"] = b }
+                if let e = tok.eosToken { t["eos_token"] = e }
+                if let p = tok.padToken { t["pad_token"] = p }
+                if let u = tok.unkToken { t["unk_token"] = u }
+            }
+            specialTokens = t
+        } else {
+            template = try templateSpec.map { try ChatTemplate.resolve($0) } ?? ChatTemplate.load(folder: folder)
+            let cfg = folder.appendingPathComponent("tokenizer_config.json")
+            specialTokens = FileManager.default.fileExists(atPath: cfg.path) ? try ChatTemplate.specialTokens(tokenizerConfig: cfg) : [:]
+        }
         self.codec = codec
     }
 

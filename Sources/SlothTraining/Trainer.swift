@@ -35,6 +35,23 @@ public struct StepMetrics: Codable, Sendable {
     public var tokens_per_second: Double
     public var peak_memory_bytes: Int
     public var elapsed_seconds: Double
+    /// Loss and perplexity on the evaluation data, on the steps where it ran.
+    public var eval_loss: Double? = nil
+    public var eval_perplexity: Double? = nil
+}
+
+/// The mean loss over every predicted token (label not -100) of `rows`, in batches of `batchSize` (no dropout,
+/// no gradients): `sloth eval`'s number, and the evaluation loss of `--eval-data`.
+public func evaluationLoss(model: LanguageModel, rows: [TokenizedRow], batchSize: Int = 8) throws -> (loss: Double, tokens: Int) {
+    let engine = Engine(model: model)
+    var sum = 0.0, count = 0, start = 0
+    while start < rows.count {
+        let chunk = rows[start..<min(rows.count, start + max(1, batchSize))]
+        let (s, n) = try engine.loss(TokenBatch(rows: chunk.map { ($0.ids, $0.labels) }))
+        sum += s; count += n
+        start += chunk.count
+    }
+    return (count > 0 ? sum / Double(count) : .nan, count)
 }
 
 /// Runs the training loop: lr, micro-batches, clip, step, zero, report. The callback returns false to stop.

@@ -31,7 +31,7 @@ struct ChatCommand: ParsableCommand {
 
     private func chat() throws {
         let url = URL(fileURLWithPath: model)
-        let lm = try LanguageModel.load(folder: url)
+        let lm = try LanguageModel.load(path: url)
         if let adapter { try PEFTAdapter.load(URL(fileURLWithPath: adapter), into: lm) }
         guard let codec = try TextEncoding.codec(for: url) else { throw ValidationError("\(model) has no tokenizer.json or tokenizer.model") }
         let formatter = try ChatFormatter(folder: url, templateSpec: chatTemplate, codec: codec)

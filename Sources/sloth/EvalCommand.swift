@@ -14,7 +14,7 @@ struct EvalCommand: ParsableCommand {
           sloth eval --model models/demo --adapter out/demo-adapter --data data/demo-eval.jsonl --per-token nll.jsonl
         """)
 
-    @Option(help: "Model folder.") var model: String
+    @Option(help: "Model folder, or a .gguf file (any type sloth export gguf writes).") var model: String
     @Option(help: "PEFT adapter folder to apply.") var adapter: String?
     @Option(help: "Dataset (same formats as sloth train).") var data: String
     @Option(help: "Rows per batch.") var batchSize: Int = 8
@@ -25,7 +25,7 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         do {
             let url = URL(fileURLWithPath: model)
-            let lm = try LanguageModel.load(folder: url)
+            let lm = try LanguageModel.load(path: url)
             if let adapter { try PEFTAdapter.load(URL(fileURLWithPath: adapter), into: lm) }
             let rows = try dataOptions.load(URL(fileURLWithPath: data), model: url, maxLength: maxSeqLength, vocabSize: lm.config.vocabSize)
             let engine = Engine(model: lm)

@@ -15,7 +15,7 @@ struct GenerateCommand: ParsableCommand {
           sloth generate --model ./m --prompts prompts.jsonl --temperature 0.7 --top-p 0.9 --seed 1 > out.jsonl
         """)
 
-    @Option(help: "Model folder.") var model: String
+    @Option(help: "Model folder, or a .gguf file (any type sloth export gguf writes).") var model: String
     @Option(help: "PEFT adapter folder to apply (unmerged).") var adapter: String?
     @Option(help: "A text prompt (needs the folder's tokenizer).") var prompt: String?
     @Option(help: "JSONL rows {\"prompt\": text} or {\"input_ids\": [...]}; writes one JSONL row per prompt.") var prompts: String?
@@ -48,7 +48,7 @@ struct GenerateCommand: ParsableCommand {
 
     private func generate() throws {
         let url = URL(fileURLWithPath: model)
-        let lm = try LanguageModel.load(folder: url)
+        let lm = try LanguageModel.load(path: url)
         if let adapter { try PEFTAdapter.load(URL(fileURLWithPath: adapter), into: lm) }
         let codec = try TextEncoding.codec(for: url)
         var eos = lm.config.eosTokenIds

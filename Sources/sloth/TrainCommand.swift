@@ -18,7 +18,15 @@ struct TrainCommand: ParsableCommand {
                       --target-modules q_proj,v_proj --learning-rate 1e-4 --lr-scheduler cosine --warmup-steps 10
           sloth train --model ./m --adapter ./previous-adapter --data more.jsonl --output out/b --metrics out/b/metrics.jsonl
           sloth train --model ./Qwen2.5-0.5B --data chats.jsonl --output out/c --chat-template chatml --train-on-responses-only --packing
+          sloth train --config run.yaml --learning-rate 1e-4        # every flag as a YAML key; the command line wins
+          sloth train --config run.yaml --print-config              # the resolved configuration, nothing trained
+
+        The output folder gets the adapter, metrics.jsonl, run.json (configuration, memory plan, environment) and
+        report.html (plots of the run; sloth report DIR rebuilds it).
         """)
+
+    @Option(help: "A YAML file whose keys are this command's flags (snake_case or kebab-case); command-line flags override it.") var config: String?
+    @Flag(help: "Print the resolved configuration as YAML and exit.") var printConfig = false
 
     @Option(help: "Model folder (config.json, *.safetensors).") var model: String
     @Option(help: "Training data (JSONL or a JSON array).") var data: String
@@ -50,10 +58,15 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Folder for offloaded checkpoints (default: the system temporary folder).") var offloadDir: String?
     @Option(help: "Where --gradient-checkpointing offload puts layer inputs: disk (a file; no resident memory) or compressed (lossless Zstandard in host memory).") var offloadTier: String = "disk"
     @Option(help: ArgumentHelp("Layer inputs smaller than this are not offloaded (the step runs as recompute).", visibility: .hidden)) var offloadMinBytes: Int = CheckpointPolicy.minimumOffloadBytes
-    @Option(help: "Write one JSON object per optimizer step to this file.") var metrics: String?
-    @Option(help: "Save the adapter every N steps (0: only at the end).") var saveSteps: Int = 0
+    @Option(help: "Write one JSON object per optimizer step to this file (default: OUTPUT/metrics.jsonl).") var metrics: String?
+    @Option(help: "Save the adapter as OUTPUT/checkpoint-N every N steps (0: only at the end).") var saveSteps: Int = 0
+    @Option(help: "Keep at most this many checkpoint-N folders (the best by eval loss is always kept; 0: all).") var saveTotalLimit: Int = 0
+    @Option(help: "Evaluation data (same formats as --data): loss and perplexity logged beside the training metrics.") var evalData: String?
+    @Option(help: "Evaluate every N steps (0: only at the end).") var evalSteps: Int = 0
     @OptionGroup var dataOptions: DataOptions
     @Flag(help: "No progress output.") var quiet = false
+    @Option(help: "text (a live line on a terminal, plain lines otherwise) or json (one JSON object per step on stderr).") var logFormat: String = "text"
+    @Flag(help: "Do not write report.html.") var noReport = false
 
     func validate() throws {
         guard LRSchedule(rawValue: lrScheduler) != nil else { throw ValidationError("--lr-scheduler must be constant, linear or cosine") }
@@ -61,6 +74,8 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--gradient-checkpointing must be auto, none, recompute or offload")
         }
         guard ["disk", "compressed"].contains(offloadTier) else { throw ValidationError("--offload-tier must be disk or compressed") }
+        guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json") }
+        guard saveSteps >= 0, saveTotalLimit >= 0, evalSteps >= 0 else { throw ValidationError("--save-steps, --save-total-limit and --eval-steps must be >= 0") }
         if let maxMemory, ByteCount.parse(maxMemory) == nil { throw ValidationError("--max-memory: '\(maxMemory)' is not a size (e.g. 8GiB)") }
         guard loraRank >= 1 else { throw ValidationError("--lora-rank must be at least 1") }
         guard (loraDropout ?? 0) >= 0 && (loraDropout ?? 0) < 1 else { throw ValidationError("--lora-dropout must be in [0, 1)") }
@@ -70,6 +85,10 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
+        if printConfig {
+            print(ConfigFile.yaml(ConfigFile.values(of: self)), terminator: "")
+            return
+        }
         do { try train() } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode(1)
@@ -130,19 +149,38 @@ struct TrainCommand: ParsableCommand {
         if let compressedTier { trainer.engine.offloadTier = compressedTier }
         let out = URL(fileURLWithPath: output)
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
-        let progress = Progress(total: maxSteps, quiet: quiet)
+        let evalRows = try evalData.map { try dataOptions.load(URL(fileURLWithPath: $0), model: modelURL, maxLength: maxSeqLength, vocabSize: lm.config.vocabSize) }
+        let progress = Progress(total: maxSteps, quiet: quiet, json: logFormat == "json")
         progress.header("sloth train: \(lm.config.architecture.rawValue), \(lm.config.numHiddenLayers) layers, \(rows.count) rows, " +
                         "\(lm.trainableParameterCount) trainable parameters (LoRA r=\(lm.lora!.rank), alpha=\(lm.lora!.alpha))")
         progress.header("memory plan: \(ByteCount.format(plan.peakBytes)) peak with --gradient-checkpointing \(chosen.rawValue) at \(batchSize) x \(tokens) tokens" +
                         (budget < Int.max ? " (budget \(ByteCount.format(budget)))" : ""))
-        let metricsWriter = try metrics.map { try MetricsWriter(path: $0) }
+        let metricsPath = metrics ?? out.appendingPathComponent("metrics.jsonl").path
+        let metricsWriter = try MetricsWriter(path: metricsPath)
+        var run = RunRecord(configuration: ConfigFile.display(ConfigFile.values(of: self)), plan: plan, policy: chosen.rawValue, metricsFile: metricsPath)
+        try run.write(to: out)
         var failure: Error?
-        try trainer.run { m in
-            progress.update(m)
+        var checkpoints: [Int] = []
+        try trainer.run { step in
+            var m = step
             do {
-                try metricsWriter?.write(m)
+                if let evalRows, (evalSteps > 0 && m.step % evalSteps == 0) || m.step == maxSteps {
+                    let e = try evaluationLoss(model: lm, rows: evalRows, batchSize: max(batchSize, 8)).loss
+                    m.eval_loss = e; m.eval_perplexity = exp(e)
+                }
+                progress.update(m)
+                try metricsWriter.write(m)
                 if saveSteps > 0, m.step % saveSteps == 0, m.step < maxSteps {
                     try PEFTAdapter.save(lm, to: out.appendingPathComponent("checkpoint-\(m.step)"), baseModel: model)
+                    checkpoints.append(m.step)
+                    if let e = m.eval_loss, run.bestEvalLoss.map({ e < $0 }) ?? true { run.bestCheckpoint = "checkpoint-\(m.step)"; run.bestEvalLoss = e }
+                    // --save-total-limit: drop the oldest, never the best.
+                    while saveTotalLimit > 0 && checkpoints.count > saveTotalLimit,
+                          let victim = checkpoints.first(where: { "checkpoint-\($0)" != run.bestCheckpoint }) {
+                        try? FileManager.default.removeItem(at: out.appendingPathComponent("checkpoint-\(victim)"))
+                        checkpoints.removeAll { $0 == victim }
+                    }
+                    try run.write(to: out)
                 }
             } catch { failure = error; return false }
             return true
@@ -154,7 +192,13 @@ struct TrainCommand: ParsableCommand {
                                    Double(t.compressedBytes) / Double(t.rawBytes), ByteCount.format(t.rawBytes), ByteCount.format(t.compressedBytes)))
         }
         try PEFTAdapter.save(lm, to: out, baseModel: model)
-        progress.header("adapter written to \(out.path)")
+        run.finished = true
+        try run.write(to: out)
+        progress.header("adapter written to \(out.path)" + (run.bestCheckpoint.map { "; best checkpoint by eval loss: \($0)" } ?? ""))
+        if !noReport {
+            let report = try TrainingReport.write(folder: out)
+            progress.header("report: \(report.path)")
+        }
     }
 }
 
@@ -179,20 +223,35 @@ final class MetricsWriter {
 
 /// A live progress line on a terminal, plain lines otherwise.
 final class Progress {
-    let total: Int, quiet: Bool
+    let total: Int, quiet: Bool, json: Bool
     let tty = isatty(fileno(stderr)) != 0
     let start = Date()
-    init(total: Int, quiet: Bool) { self.total = total; self.quiet = quiet }
-    func header(_ s: String) { if !quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) } }
+    init(total: Int, quiet: Bool, json: Bool = false) { self.total = total; self.quiet = quiet; self.json = json }
+    func header(_ s: String) {
+        guard !quiet else { return }
+        if json {
+            let d = (try? JSONSerialization.data(withJSONObject: ["message": s], options: [.sortedKeys])) ?? Data()
+            FileHandle.standardError.write(d + Data("\n".utf8))
+        } else {
+            FileHandle.standardError.write(Data((s + "\n").utf8))
+        }
+    }
     func update(_ m: StepMetrics) {
         guard !quiet else { return }
+        if json {
+            let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
+            FileHandle.standardError.write(((try? enc.encode(m)) ?? Data()) + Data("\n".utf8))
+            return
+        }
         let elapsed = Date().timeIntervalSince(start)
         let eta = elapsed / Double(m.step) * Double(total - m.step)
-        let line = String(format: "step %d/%d  loss %.4f  lr %.2e  grad %.3f  %.0f tok/s  ETA %@  mem %@",
+        var line = String(format: "step %d/%d  loss %.4f  lr %.2e  grad %.3f  %.0f tok/s  ETA %@  mem %@",
                           m.step, total, m.loss, m.learning_rate, m.grad_norm, m.tokens_per_second, Progress.time(eta), Progress.bytes(m.peak_memory_bytes))
-        FileHandle.standardError.write(Data((tty ? "\r\u{1B}[K" + line : line + "\n").utf8))
+        if let e = m.eval_loss { line += String(format: "  eval %.4f (ppl %.2f)", e, exp(e)) }
+        // On a terminal one live line, kept when an evaluation result appears; plain lines otherwise.
+        FileHandle.standardError.write(Data((tty ? "\r\u{1B}[K" + line + (m.eval_loss != nil ? "\n" : "") : line + "\n").utf8))
     }
-    func finish() { if !quiet && tty { FileHandle.standardError.write(Data("\n".utf8)) } }
+    func finish() { if !quiet && !json && tty { FileHandle.standardError.write(Data("\n".utf8)) } }
     static func time(_ s: Double) -> String { s < 60 ? String(format: "%.0fs", s) : String(format: "%dm%02ds", Int(s) / 60, Int(s) % 60) }
     static func bytes(_ b: Int) -> String { String(format: "%.2f GB", Double(b) / 1e9) }
 }

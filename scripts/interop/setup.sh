@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# The reference tools of `make test-interop`: the gguf package and llama.cpp (through llama-cpp-python, built from
+# The reference tools of `make test-interop`: Debian's chromium (report.html), the gguf package and llama.cpp (through llama-cpp-python, built from
 # its source distribution: about 10 minutes on 2 cores; the wheel is kept in .cache/wheels for later runs).
 # Pinned in scripts/golden/requirements-export.txt. Exits non-zero when they cannot be installed: test-interop
 # exists to run these checks, so it must not pass without them.
 set -u
 cd "$(dirname "$0")/../.."
 pin() { grep "^$1==" scripts/golden/requirements-export.txt | head -1; }
+if [ ! -x /usr/bin/chromium ]; then
+  echo "interop tools: installing chromium (Debian) for the report check"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
+    || { echo "error: apt-get install chromium failed"; exit 1; }
+fi
 if python3 -c "import llama_cpp, gguf" 2>/dev/null; then echo "interop tools: present"; exit 0; fi
 pip install -q "$(pin gguf)" >/dev/null 2>&1 || { echo "error: pip install $(pin gguf) failed"; exit 1; }
 mkdir -p .cache/wheels

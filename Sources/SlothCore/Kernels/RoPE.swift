@@ -16,6 +16,9 @@ public struct RoPEScaling: Sendable, Equatable {
     public var mscale: Double? = nil
     public var mscaleAllDim: Double? = nil
     public var truncate: Bool = true
+    /// Per-frequency divisors of the default frequencies (GGUF's `rope_freqs.weight`, llama3 scaling as
+    /// llama.cpp stores it); used with `kind == .default`.
+    public var frequencyDivisors: [Double]? = nil
     public init() {}
 }
 
@@ -44,7 +47,9 @@ public struct RoPE: Sendable {
         }
         switch scaling.kind {
         case .default:
-            return (defaultInv(base: Float(theta)), 1)
+            let inv = defaultInv(base: Float(theta))
+            if let d = scaling.frequencyDivisors, d.count == inv.count { return (zip(inv, d).map { $0 / Float($1) }, 1) }
+            return (inv, 1)
         case .linear:
             return (defaultInv(base: Float(theta)).map { $0 / Float(scaling.factor) }, 1)
         case .dynamic:
