@@ -128,7 +128,8 @@ public enum TrainingReport {
         }
         if y0 == y1 { y0 -= max(abs(y0) * 0.05, 1e-9); y1 += max(abs(y1) * 0.05, 1e-9) }
         let pad = (y1 - y0) * 0.05
-        y0 -= pad; y1 += pad
+        y0 = y0 >= 0 ? max(0, y0 - pad) : y0 - pad   // non-negative quantities keep a floor of 0
+        y1 += pad
         func X(_ x: Double) -> Double { x1 == x0 ? (l + w - r) / 2 : l + (x - x0) / (x1 - x0) * (w - l - r) }
         func Y(_ y: Double) -> Double { t + (y1 - y) / (y1 - y0) * (h - t - b) }
         svg += "<rect x=\"\(l)\" y=\"\(t)\" width=\"\(w - l - r)\" height=\"\(h - t - b)\" class=\"f\"/>"
