@@ -1,6 +1,7 @@
 import Foundation
 import SlothModels
 import SlothTemplates
+import SlothTokenizers
 
 /// One training example: ids and labels aligned with them (transformers convention; -100 ignored).
 public struct TokenizedRow: Sendable, Equatable {
@@ -79,7 +80,7 @@ public enum DatasetLoader {
         guard case .dict(let d0) = first.1, let format = DatasetFormat.detect(Set(d0.keys)) else {
             throw DatasetError(file: file, row: first.0, message: "has keys \(keysOf(first.1)); expected one of: {\"input_ids\": [...], \"labels\": [...]}, {\"text\"}, {\"prompt\", \"completion\"}, {\"messages\"}, {\"conversations\"} (ShareGPT), {\"instruction\", \"input\", \"output\"} (Alpaca)")
         }
-        var markers: (instruction: [Int], response: [Int])?
+        var markers: ResponseMasking.Markers?
         if o.trainOnResponsesOnly {
             guard format == .messages || format == .sharegpt else {
                 throw DatasetError(file: file, row: nil, message: "--train-on-responses-only applies to chat rows (messages or conversations); \(format.rawValue) rows are trained on their completion already")
@@ -180,7 +181,7 @@ public enum DatasetLoader {
             : "Below is an instruction that describes a task, paired with an input that provides further context. Write a response that appropriately completes the request.\n\n### Instruction:\n\(instruction)\n\n### Input:\n\(input)\n\n### Response:\n"
     }
 
-    static func tokenize(_ obj: JinjaValue, format: DatasetFormat, options o: DatasetOptions, markers: (instruction: [Int], response: [Int])?,
+    static func tokenize(_ obj: JinjaValue, format: DatasetFormat, options o: DatasetOptions, markers: ResponseMasking.Markers?,
                          file: String, row: Int) throws -> TokenizedRow {
         func codec() throws -> TextCodec {
             guard let c = o.codec else {
@@ -245,13 +246,14 @@ public enum DatasetLoader {
             } catch { throw DatasetError(file: file, row: row, message: "the chat template failed: \(error)") }
             let ids = try chat.codec.encode(text, addSpecialTokens: false).map(Int32.init)
             var labels = ids
-            if let markers { labels = ResponseMasking.mask(ids: ids, instruction: markers.instruction, response: markers.response) }
+            if let markers { labels = ResponseMasking.mask(ids: ids, markers: markers) }
             return TokenizedRow(ids: ids, labels: labels)
         }
     }
 
-    /// Token ids of the instruction and response markers (given, or detected from the chat template).
-    static func responseMarkers(_ o: DatasetOptions, file: String) throws -> (instruction: [Int], response: [Int]) {
+    /// The instruction and response markers (given, or detected from the chat template), tokenized, with the
+    /// tokenizer's BOS/EOS and the special opener they share, as Unsloth's rule uses them.
+    static func responseMarkers(_ o: DatasetOptions, file: String) throws -> ResponseMasking.Markers {
         guard let chat = o.chat else { throw DatasetError(file: file, row: nil, message: "--train-on-responses-only needs a chat template") }
         var inst = o.instructionPart, resp = o.responsePart
         if inst == nil || resp == nil {
@@ -260,9 +262,17 @@ public enum DatasetLoader {
             }
             inst = inst ?? detected.instruction; resp = resp ?? detected.response
         }
-        let i = try chat.codec.encode(inst!, addSpecialTokens: false), r = try chat.codec.encode(resp!, addSpecialTokens: false)
-        guard !i.isEmpty, !r.isEmpty else { throw DatasetError(file: file, row: nil, message: "the instruction and response markers must not be empty") }
-        return (i, r)
+        let markers: ResponseMasking.Markers
+        if let tok = chat.codec as? Tokenizer {
+            markers = ResponseMasking.Markers(instruction: inst!, response: resp!, tokenizer: tok)
+        } else {
+            markers = ResponseMasking.Markers(instruction: try chat.codec.encode(inst!, addSpecialTokens: false),
+                                              response: try chat.codec.encode(resp!, addSpecialTokens: false), eos: chat.codec.eosTokenIds.first)
+        }
+        guard !markers.instruction.isEmpty, !markers.response.isEmpty else {
+            throw DatasetError(file: file, row: nil, message: "the instruction and response markers must not be empty")
+        }
+        return markers
     }
 }
 
