@@ -201,7 +201,7 @@ private struct JSONReader {
                 throw error("bad escape \\\(Character(Unicode.Scalar(e)))")
             }
         }
-        guard let s = String(bytes: out, encoding: .utf8) else { throw error("string is not valid UTF-8") }
+        guard let s = String(validating: out, as: UTF8.self) else { throw error("string is not valid UTF-8") }
         return s
     }
 }

@@ -75,8 +75,11 @@ struct TokenizerEncode: ParsableCommand {
         let tok = try loadTokenizer(tokenizer)
         let rows = try JSONLines.read(input)
         let texts = try rows.map { row -> String in
-            let o = try JSONLines.object(row, input: input)
-            guard let t = o["text"] as? String else {
+            // Sloth's own JSON reader keeps every scalar (Foundation's drops a U+FEFF inside a string).
+            guard let v = try? JinjaValue.parseJSON(row.1), case .dict = v else {
+                throw ValidationError("\(input ?? "stdin") line \(row.0): not a JSON object; each line must look like {\"text\": \"...\"}")
+            }
+            guard let t = v["text"]?.stringValue else {
                 throw ValidationError("\(input ?? "stdin") line \(row.0): field \"text\" must be a string")
             }
             return t

@@ -163,3 +163,12 @@ import Testing
     let s = Date().timeIntervalSince(start)
     print("render throughput: llama-3.1, 4 messages: \(Int(Double(n) / s)) renders/s (\(String(format: "%.0f", s / Double(n) * 1e6)) us each, debug build)")
 }
+
+/// A U+FEFF at the start of a JSON string is text, kept as Python's json.loads keeps it (Foundation's
+/// String(bytes:encoding:) would drop it as a byte-order mark, and the row would tokenize differently).
+@Test func jsonStringKeepsLeadingFEFF() throws {
+    for source in ["{\"text\": \"\\ufeffab\"}", "{\"text\": \"\u{FEFF}ab\"}"] {
+        let v = try JinjaValue.parseJSON(Data(source.utf8))
+        #expect(v["text"]?.stringValue?.unicodeScalars.map(\.value) == [0xFEFF, 0x61, 0x62])
+    }
+}
