@@ -20,6 +20,18 @@ func packedEqualsUnpacked(name: String) throws {
     print("\(name): packed vs unpacked: loss \(l2) vs \(l1), max rel grad diff \(d)")
     #expect(abs(l1 - l2) / l1 < 1e-5)
     #expect(d < 1e-5)
+    // Per example: the packed row's per-token losses, cut at the segments, equal each row run alone.
+    let engine = Engine(model: try Fixtures.model(name))
+    let packedNLL = try engine.tokenLosses(TokenBatch(packed: packed))
+    var at = 0, worst = 0.0
+    for r in rows {
+        let alone = try engine.tokenLosses(TokenBatch(rows: [(r.ids, r.labels)])).reduce(0, +)
+        let inPack = packedNLL[at..<(at + r.ids.count)].reduce(0, +)
+        worst = max(worst, abs(alone - inPack) / max(abs(alone), 1e-12))
+        at += r.ids.count
+    }
+    print("\(name): per-example losses packed vs alone: max rel diff \(worst)")
+    #expect(worst < 1e-5)
 }
 
 @Test func packingKeepsOrderAndLimits() {
