@@ -21,16 +21,38 @@ public struct OffloadError: Error, CustomStringConvertible {
     public var description: String { message }
 }
 
+/// The copies in flight per slot and their errors: what every tier's `wait` needs.
+final class SlotCopies: @unchecked Sendable {
+    private var pending: [Int: DispatchGroup] = [:]
+    private var errors: [Int: String] = [:]
+    private let lock = NSLock()
+
+    /// Starts tracking a new copy of `slot` (entered; call `leave` on the group when done).
+    func begin(_ slot: Int) -> DispatchGroup {
+        lock.lock(); defer { lock.unlock() }
+        let g = DispatchGroup()
+        pending[slot] = g
+        errors[slot] = nil
+        g.enter()
+        return g
+    }
+    func fail(_ slot: Int, _ msg: String) { lock.lock(); errors[slot] = msg; lock.unlock() }
+    /// Blocks until the last copy of `slot` is done; throws its error.
+    func wait(_ slot: Int) throws {
+        lock.lock(); let g = pending[slot]; lock.unlock()
+        g?.wait()
+        lock.lock(); let e = errors[slot]; lock.unlock()
+        if let e { throw OffloadError(message: e) }
+    }
+}
+
 /// Checkpoints in a file (page cache and disk, not the process's memory): pwrite/pread on a serial queue.
 public final class DiskTier: OffloadTier, @unchecked Sendable {
     public let name = "disk"
     let fd: Int32
     let path: String
     let queue = DispatchQueue(label: "sloth.offload.disk")
-    private var pending: [Int: DispatchGroup] = [:]
-    private var errors: [Int: String] = [:]
-    private let lock = NSLock()
-    private var slotBytes = 0
+    private let copies = SlotCopies()
 
     /// A temporary file in `directory` (deleted when the tier is released).
     public init(directory: URL) throws {
@@ -43,19 +65,10 @@ public final class DiskTier: OffloadTier, @unchecked Sendable {
         unlink(path)  // the file lives while the descriptor is open
     }
     deinit { queue.sync {}; close(fd) }
-
-    private func group(_ slot: Int) -> DispatchGroup {
-        lock.lock(); defer { lock.unlock() }
-        let g = DispatchGroup()
-        pending[slot] = g
-        errors[slot] = nil
-        return g
-    }
-    private func fail(_ slot: Int, _ msg: String) { lock.lock(); errors[slot] = msg; lock.unlock() }
+    private func fail(_ slot: Int, _ msg: String) { copies.fail(slot, msg) }
 
     public func store(slot: Int, from source: UnsafePointer<Float>, count: Int) {
-        let g = group(slot)
-        g.enter()
+        let g = copies.begin(slot)
         let bytes = count * 4, offset = off_t(slot) * off_t(bytes)
         queue.async { [self] in
             var done = 0
@@ -71,8 +84,7 @@ public final class DiskTier: OffloadTier, @unchecked Sendable {
     }
 
     public func load(slot: Int, into destination: UnsafeMutablePointer<Float>, count: Int) {
-        let g = group(slot)
-        g.enter()
+        let g = copies.begin(slot)
         let bytes = count * 4, offset = off_t(slot) * off_t(bytes)
         queue.async { [self] in
             var done = 0
@@ -85,12 +97,7 @@ public final class DiskTier: OffloadTier, @unchecked Sendable {
         }
     }
 
-    public func wait(slot: Int) throws {
-        lock.lock(); let g = pending[slot]; lock.unlock()
-        g?.wait()
-        lock.lock(); let e = errors[slot]; lock.unlock()
-        if let e { throw OffloadError(message: e) }
-    }
+    public func wait(slot: Int) throws { try copies.wait(slot) }
 }
 
 /// Checkpoints in host memory buffers (the GPU design's pinned-host tier; on CPU it saves nothing and serves
@@ -99,7 +106,7 @@ public final class HostTier: OffloadTier, @unchecked Sendable {
     public let name = "host"
     private var slots: [Int: Tensor] = [:]
     let queue = DispatchQueue(label: "sloth.offload.host")
-    private var pending: [Int: DispatchGroup] = [:]
+    private let copies = SlotCopies()
     private let lock = NSLock()
     public init() {}
 
@@ -107,23 +114,18 @@ public final class HostTier: OffloadTier, @unchecked Sendable {
         lock.lock()
         if slots[slot]?.count != count { slots[slot] = Tensor([count]) }
         let dst = slots[slot]!
-        let g = DispatchGroup(); pending[slot] = g
         lock.unlock()
-        g.enter()
+        let g = copies.begin(slot)
         queue.async { dst.data.update(from: source, count: count); g.leave() }
     }
     public func load(slot: Int, into destination: UnsafeMutablePointer<Float>, count: Int) {
         lock.lock()
         let src = slots[slot]
-        let g = DispatchGroup(); pending[slot] = g
         lock.unlock()
-        g.enter()
+        let g = copies.begin(slot)
         queue.async { if let src { destination.update(from: src.data, count: count) }; g.leave() }
     }
-    public func wait(slot: Int) throws {
-        lock.lock(); let g = pending[slot]; lock.unlock()
-        g?.wait()
-    }
+    public func wait(slot: Int) throws { try copies.wait(slot) }
 }
 
 /// Checkpoints in host memory, compressed without loss: each float's four bytes are split into four
@@ -135,8 +137,7 @@ public final class CompressedHostTier: OffloadTier, @unchecked Sendable {
     /// Zstandard level (1 is the fastest of the regular levels; negative levels are faster still).
     public let level: Int32
     private var slots: [Int: [UInt8]] = [:]
-    private var pending: [Int: DispatchGroup] = [:]
-    private var errors: [Int: String] = [:]
+    private let copies = SlotCopies()
     private let lock = NSLock()
     private let queue = DispatchQueue(label: "sloth.offload.compressed")
     /// Byte planes of the checkpoint being (de)compressed; the queue is serial, so one buffer serves all slots.
@@ -149,18 +150,10 @@ public final class CompressedHostTier: OffloadTier, @unchecked Sendable {
     public var rawBytes: Int { lock.lock(); defer { lock.unlock() }; return raw }
     public var compressedBytes: Int { lock.lock(); defer { lock.unlock() }; return compressed }
 
-    private func group(_ slot: Int) -> DispatchGroup {
-        lock.lock(); defer { lock.unlock() }
-        let g = DispatchGroup()
-        pending[slot] = g
-        errors[slot] = nil
-        return g
-    }
-    private func fail(_ slot: Int, _ msg: String) { lock.lock(); errors[slot] = msg; lock.unlock() }
+    private func fail(_ slot: Int, _ msg: String) { copies.fail(slot, msg) }
 
     public func store(slot: Int, from source: UnsafePointer<Float>, count: Int) {
-        let g = group(slot)
-        g.enter()
+        let g = copies.begin(slot)
         queue.async { [self] in
             defer { g.leave() }
             let bytes = count * 4
@@ -194,8 +187,7 @@ public final class CompressedHostTier: OffloadTier, @unchecked Sendable {
     }
 
     public func load(slot: Int, into destination: UnsafeMutablePointer<Float>, count: Int) {
-        let g = group(slot)
-        g.enter()
+        let g = copies.begin(slot)
         queue.async { [self] in
             defer { g.leave() }
             lock.lock(); let stored = slots[slot]; lock.unlock()
@@ -219,10 +211,5 @@ public final class CompressedHostTier: OffloadTier, @unchecked Sendable {
         }
     }
 
-    public func wait(slot: Int) throws {
-        lock.lock(); let g = pending[slot]; lock.unlock()
-        g?.wait()
-        lock.lock(); let e = errors[slot]; lock.unlock()
-        if let e { throw OffloadError(message: e) }
-    }
+    public func wait(slot: Int) throws { try copies.wait(slot) }
 }
