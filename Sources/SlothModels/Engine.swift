@@ -14,8 +14,9 @@ public enum CheckpointPolicy: String, Sendable, CaseIterable {
     /// and comes back, double-buffered, ahead of its backward; the last layer's input stays.
     case offload
 
-    /// Under `offload`, layer inputs smaller than this stay in memory and the step runs as `recompute`:
-    /// the copies would cost more than the memory they free (Unsloth's rule too; bench/offload.sh measures it).
+    /// Under `offload`, layer inputs smaller than this stay in memory and the step runs as `recompute`: the
+    /// memory freed is at most this much a layer. (Unsloth's floor. On this CPU `bench/offload.sh` found no
+    /// step-time cost of the disk tier at any length, 256 tokens included, so the floor is about memory, not speed.)
     public static let minimumOffloadBytes = 2 << 20
 
     /// The policy a step of `rows` x `hidden` activations really runs: `offload` falls back to `recompute`
