@@ -264,23 +264,9 @@ public enum GGUFExport {
         return out + named.map(\.2)
     }
 
-    /// HF "rotate half" rows to ggml's interleaved pairs: out[h*E + 2i + j] = in[h*E + j*E/2 + i].
+    /// HF "rotate half" rows to ggml's interleaved pairs.
     static func permuteRows(_ w: [Float], rows: Int, heads: Int) -> [Float] {
-        let cols = w.count / rows, per = rows / heads, half = per / 2
-        var out = [Float](repeating: 0, count: w.count)
-        w.withUnsafeBufferPointer { s in
-            out.withUnsafeMutableBufferPointer { d in
-                for h in 0..<heads {
-                    for i in 0..<half {
-                        for j in 0..<2 {
-                            let src = (h * per + j * half + i) * cols, dst = (h * per + 2 * i + j) * cols
-                            for k in 0..<cols { d[dst + k] = s[src + k] }
-                        }
-                    }
-                }
-            }
-        }
-        return out
+        QKPermutation.apply(w, rows: rows, heads: heads, toGGML: true)
     }
 
     /// Writes `output` (atomically; free disk checked first).

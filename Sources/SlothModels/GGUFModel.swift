@@ -30,19 +30,9 @@ extension LanguageModel {
         return try load(config: config, weights: DictionaryWeights(tensors, location: url.path))
     }
 
-    /// ggml's interleaved RoPE rows back to HF's halves: out[h*E + j*E/2 + i] = in[h*E + 2i + j].
+    /// ggml's interleaved RoPE rows back to HF's halves (the inverse of `QKPermutation.toGGML`).
     static func unpermuteRows(_ w: [Float], rows: Int, heads: Int) -> [Float] {
-        let cols = w.count / rows, per = rows / heads, half = per / 2
-        var out = [Float](repeating: 0, count: w.count)
-        for h in 0..<heads {
-            for i in 0..<half {
-                for j in 0..<2 {
-                    let dst = (h * per + j * half + i) * cols, src = (h * per + 2 * i + j) * cols
-                    for k in 0..<cols { out[dst + k] = w[src + k] }
-                }
-            }
-        }
-        return out
+        QKPermutation.apply(w, rows: rows, heads: heads, toGGML: false)
     }
 
     /// The HF name of a GGUF tensor; nil for tensors that are not weights (rope_freqs).
@@ -119,5 +109,29 @@ extension ModelConfig {
         if f.tensor("rope_freqs.weight") != nil {
             ropeScaling.frequencyDivisors = try f.floats("rope_freqs.weight").map(Double.init)
         }
+    }
+}
+
+/// The q/k row permutation between HF's "rotate half" RoPE layout and ggml's interleaved pairs (llama.cpp's
+/// llama architecture): within each head of E rows, ggml row 2i + j is HF row j*E/2 + i.
+public enum QKPermutation {
+    /// Rows of `w` (rows x cols, row-major) permuted HF -> ggml (`toGGML`) or back.
+    public static func apply(_ w: [Float], rows: Int, heads: Int, toGGML: Bool) -> [Float] {
+        let cols = w.count / rows, per = rows / heads, half = per / 2
+        var out = [Float](repeating: 0, count: w.count)
+        w.withUnsafeBufferPointer { s in
+            out.withUnsafeMutableBufferPointer { d in
+                for h in 0..<heads {
+                    for i in 0..<half {
+                        for j in 0..<2 {
+                            let hf = (h * per + j * half + i) * cols, ggml = (h * per + 2 * i + j) * cols
+                            let (from, to) = toGGML ? (hf, ggml) : (ggml, hf)
+                            for k in 0..<cols { d[to + k] = s[from + k] }
+                        }
+                    }
+                }
+            }
+        }
+        return out
     }
 }
