@@ -62,6 +62,13 @@ public struct AdapterDeltas {
         }
     }
 
+    /// Checks the adapter against a base checkpoint's tensors (names and shapes).
+    public func validate(against base: SafeTensorsCollection, baseLocation: String) throws {
+        var shapes: [String: [Int]] = [:]
+        for n in base.names { shapes[n] = try base.entry(n)?.shape }
+        try validate(against: shapes, baseLocation: baseLocation)
+    }
+
     /// Checks that every pair and replacement names a base tensor of a matching shape.
     public func validate(against shapes: [String: [Int]], baseLocation: String) throws {
         let adapterFile = folder.appendingPathComponent("adapter_model.safetensors").path

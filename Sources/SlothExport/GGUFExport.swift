@@ -275,12 +275,10 @@ public enum GGUFExport {
         let c = try ModelConfig.load(from: model)
         let weights = try SafeTensorsCollection(path: model)
         let deltas = try adapter.map { try AdapterDeltas(folder: $0) }
-        var shapes: [String: [Int]] = [:]
-        for n in weights.names { shapes[n] = try weights.entry(n)?.shape }
-        try deltas?.validate(against: shapes, baseLocation: model.path)
+        try deltas?.validate(against: weights, baseLocation: model.path)
         var report = Report()
         let arch = architectureName(c.architecture)
-        let embedRows = shapes["model.embed_tokens.weight"]?.first ?? c.vocabSize
+        let embedRows = try weights.entry("model.embed_tokens.weight")?.shape.first ?? c.vocabSize
         var meta: [(key: String, value: GGUFValue)] = [
             ("general.architecture", .string(arch)),
             ("general.type", .string("model")),
@@ -332,9 +330,7 @@ public enum GGUFLoRAExport {
         let c = try ModelConfig.load(from: model)
         let weights = try SafeTensorsCollection(path: model)
         let deltas = try AdapterDeltas(folder: adapter)
-        var shapes: [String: [Int]] = [:]
-        for n in weights.names { shapes[n] = try weights.entry(n)?.shape }
-        try deltas.validate(against: shapes, baseLocation: model.path)
+        try deltas.validate(against: weights, baseLocation: model.path)
         if let first = deltas.replacements.keys.sorted().first {
             throw ExportError.unsupported(what: "saved module '\(first)' in a GGUF LoRA adapter",
                                           hint: "llama.cpp adapters hold LoRA pairs only; use sloth export gguf --adapter to merge the whole adapter instead.")
@@ -356,7 +352,7 @@ public enum GGUFLoRAExport {
             return (layer ?? -1, name, hf)
         }.sorted { ($0.0, $0.1) < ($1.0, $1.1) }
         for (_, name, hf) in sorted {
-            let p = deltas.pairs[hf]!, s = shapes[hf]!
+            let p = deltas.pairs[hf]!, s = try weights.entry(hf)!.shape
             var heads: Int? = nil
             if GGUFExport.permutesQK(c.architecture) {
                 if hf.hasSuffix("q_proj.weight") { heads = c.numAttentionHeads }

@@ -40,10 +40,9 @@ public enum MergedExport {
         _ = try ModelConfig.load(from: model)   // a folder Sloth understands (model_type, shapes)
         let base = try SafeTensorsCollection(path: model)
         let deltas = try adapter.map { try AdapterDeltas(folder: $0) }
-        var shapes: [String: [Int]] = [:]
         var entries: [String: TensorEntry] = [:]
-        for n in base.names { if let e = try base.entry(n) { shapes[n] = e.shape; entries[n] = e } }
-        try deltas?.validate(against: shapes, baseLocation: model.path)
+        for n in base.names { entries[n] = try base.entry(n) }
+        try deltas?.validate(against: base, baseLocation: model.path)
 
         // Source order: by shard file, then by position in the file (what save_pretrained wrote).
         let byFile = Dictionary(grouping: base.names) { base.fileURL(of: $0)?.path ?? "" }

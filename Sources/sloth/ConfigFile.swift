@@ -137,17 +137,8 @@ enum ConfigFile {
         return best.0
     }
 
-    /// The values as (snake_case key, YAML value) pairs (run.json, the report).
+    /// The values as (snake_case key, YAML value) pairs: `--print-config`, run.json and the report.
     static func display(_ values: [(name: String, value: Any?)]) -> [(name: String, value: String)] {
-        yaml(values).split(separator: "\n").compactMap { line -> (name: String, value: String)? in
-            let parts = line.split(separator: ":", maxSplits: 1).map(String.init)
-            guard parts.count == 2 else { return nil }
-            return (parts[0], String(parts[1].dropFirst()))
-        }
-    }
-
-    /// YAML for `--print-config`: one `key: value` per line (snake_case keys, JSON-quoted strings, lists).
-    static func yaml(_ values: [(name: String, value: Any?)]) -> String {
         func quote(_ s: String) -> String {
             let d = (try? JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes])) ?? Data()
             return String(decoding: d, as: UTF8.self).dropFirst().dropLast().description
@@ -162,7 +153,12 @@ enum ConfigFile {
             }
         }
         return values.filter { $0.name != "config" && $0.name != "print-config" }
-            .map { "\($0.name.replacingOccurrences(of: "-", with: "_")): \(render($0.value))" }.joined(separator: "\n") + "\n"
+            .map { ($0.name.replacingOccurrences(of: "-", with: "_"), render($0.value)) }
+    }
+
+    /// YAML for `--print-config`: one `key: value` per line (snake_case keys, JSON-quoted strings, lists).
+    static func yaml(_ values: [(name: String, value: Any?)]) -> String {
+        display(values).map { "\($0.name): \($0.value)" }.joined(separator: "\n") + "\n"
     }
 }
 

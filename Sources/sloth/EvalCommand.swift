@@ -28,18 +28,15 @@ struct EvalCommand: ParsableCommand {
             let lm = try LanguageModel.load(path: url)
             if let adapter { try PEFTAdapter.load(URL(fileURLWithPath: adapter), into: lm) }
             let rows = try dataOptions.load(URL(fileURLWithPath: data), model: url, maxLength: maxSeqLength, vocabSize: lm.config.vocabSize)
-            let engine = Engine(model: lm)
             var sum = 0.0, count = 0
-            var out: FileHandle?
             if let perToken {
                 FileManager.default.createFile(atPath: perToken, contents: nil)
-                out = FileHandle(forWritingAtPath: perToken)
-            }
-            var start = 0
-            while start < rows.count {
-                let chunk = Array(rows[start..<min(rows.count, start + max(1, batchSize))])
-                let batch = TokenBatch(rows: chunk.map { ($0.ids, $0.labels) })
-                if let out {
+                guard let out = FileHandle(forWritingAtPath: perToken) else { throw ValidationError("--per-token: cannot write \(perToken)") }
+                let engine = Engine(model: lm)
+                var start = 0
+                while start < rows.count {
+                    let chunk = Array(rows[start..<min(rows.count, start + max(1, batchSize))])
+                    let batch = TokenBatch(rows: chunk.map { ($0.ids, $0.labels) })
                     let nll = try engine.tokenLosses(batch)
                     for r in 0..<batch.batch {
                         var values: [Double] = []
@@ -48,11 +45,12 @@ struct EvalCommand: ParsableCommand {
                         out.write(try JSONSerialization.data(withJSONObject: ["nll": values]))
                         out.write(Data("\n".utf8))
                     }
-                } else {
-                    let (s, n) = try engine.loss(batch)
-                    sum += s; count += n
+                    start += chunk.count
                 }
-                start += chunk.count
+            } else {
+                // The same function --eval-data uses during training.
+                let (mean, n) = try evaluationLoss(model: lm, rows: rows, batchSize: batchSize)
+                sum = mean * Double(n); count = n
             }
             let loss = count > 0 ? sum / Double(count) : .nan
             print(String(format: "loss %.6f  perplexity %.4f  tokens %d  rows %d", loss, exp(loss), count, rows.count))

@@ -2,18 +2,8 @@ import Testing
 import Foundation
 import Sloth
 
-/// True when Python has llama-cpp-python and gguf (installed by scripts/setup.d/export.sh, `make test-interop`).
-let llamaCppAvailable: Bool = {
-    guard pythonReferenceAvailable else { return false }
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["python3", "-c", "import llama_cpp, gguf"]
-    p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
-    guard (try? p.run()) != nil else { return false }
-    p.waitUntilExit()
-    if p.terminationStatus != 0 { print("skipping llama.cpp interop: python3 lacks llama_cpp/gguf (run make test-interop)") }
-    return p.terminationStatus == 0
-}()
+/// True when Python has llama-cpp-python and gguf (installed by scripts/interop/setup.sh, `make test-interop`).
+let llamaCppAvailable = pythonReferenceAvailable && pythonCanImport("llama_cpp, gguf", skipping: "llama.cpp interop", hint: "run make test-interop")
 
 enum GGUFCases {
     /// (model, quant): every type on the demo model (D 128, so ffn_down rows are whole K-quant blocks) and the

@@ -2,17 +2,21 @@ import Testing
 import Foundation
 import Sloth
 
-/// True when Python has torch + transformers + peft (installed by scripts/setup.d/python-reference.sh).
-let pythonReferenceAvailable: Bool = {
+/// True when `python3` can import every module in `modules`; prints why the dependent tests skip otherwise.
+func pythonCanImport(_ modules: String, skipping what: String, hint: String) -> Bool {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["python3", "-c", "import torch, transformers, peft, safetensors"]
+    p.arguments = ["python3", "-c", "import \(modules)"]
     p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
     guard (try? p.run()) != nil else { return false }
     p.waitUntilExit()
-    if p.terminationStatus != 0 { print("skipping PEFT interop: python3 lacks torch/transformers/peft (run scripts/setup.d/python-reference.sh)") }
+    if p.terminationStatus != 0 { print("skipping \(what): python3 lacks \(modules) (\(hint))") }
     return p.terminationStatus == 0
-}()
+}
+
+/// True when Python has torch + transformers + peft (installed by scripts/setup.d/python-reference.sh).
+let pythonReferenceAvailable = pythonCanImport("torch, transformers, peft, safetensors", skipping: "PEFT interop",
+                                               hint: "run scripts/setup.d/python-reference.sh")
 
 /// An adapter trained and written by `sloth train` loads in PEFT and gives Sloth's logits there.
 @Test(.enabled(if: pythonReferenceAvailable), arguments: ["llama", "mistral", "qwen2", "gemma"])
