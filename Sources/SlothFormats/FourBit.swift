@@ -247,45 +247,53 @@ public struct FourBitTensor: Sendable, Equatable {
         x.withUnsafeBufferPointer { quantize($0, shape: shape, type: type, blocksize: blocksize, doubleQuant: doubleQuant, dtype: dtype) }
     }
 
-    /// The per-block absmax as the dequantizer uses it (nested: map[code] * nested_absmax + offset, in float32).
-    public func blockScales() -> [Float] {
+    /// The absmax of block `b` as the dequantizer uses it.
+    @inline(__always)
+    public func scale(ofBlock b: Int) -> Float {
         switch absmax {
-        case .plain(let a): return a
-        case .nested(let codes, let na, let map, let offset, let nb):
-            return codes.indices.map { map[Int(codes[$0])] * na[$0 / nb] + offset }
+        case .plain(let a): return a[b]
+        case .nested(let codes, let na, let map, let offset, let nb): return map[Int(codes[b])] * na[b / nb] + offset
         }
     }
 
-    /// Dequantizes values `range` (flat indices) into `out` (count = range.count) with `scales` from `blockScales()`,
-    /// rounded to `dtype` when that is 16-bit, as bitsandbytes' `dequantize_4bit` returns them.
-    public func dequantize(_ range: Range<Int>, scales: [Float], into out: UnsafeMutablePointer<Float>) {
+    /// The per-block absmax as the dequantizer uses it (nested: map[code] * nested_absmax + offset, in float32).
+    public func blockScales() -> [Float] { (0..<blocks).map(scale(ofBlock:)) }
+
+    /// Dequantizes values `range` (flat indices) into `out` (count = range.count): codebook[code] * absmax, rounded to
+    /// `dtype` when that is 16-bit, as bitsandbytes' `dequantize_4bit` returns them. Scales are computed per block, so
+    /// no per-tensor array is held.
+    public func dequantize(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        guard !range.isEmpty else { return }
         let cb = type.codebook, bs = blocksize
         packed.withUnsafeBufferPointer { p in
             cb.withUnsafeBufferPointer { cb in
-                scales.withUnsafeBufferPointer { s in
-                    for i in range {
-                        let byte = p[i >> 1]
-                        let q = i & 1 == 0 ? byte >> 4 : byte & 0xF
-                        out[i - range.lowerBound] = cb[Int(q)] * s[i / bs]
+                var i = range.lowerBound
+                while i < range.upperBound {
+                    let b = i / bs
+                    let s = scale(ofBlock: b)
+                    let end = min(range.upperBound, (b + 1) * bs)
+                    for j in i..<end {
+                        let byte = p[j >> 1]
+                        out[j - range.lowerBound] = cb[Int(j & 1 == 0 ? byte >> 4 : byte & 0xF)] * s
                     }
-                    // bitsandbytes dequantizes to the original dtype (then casts to the compute dtype).
-                    switch dtype {
-                    case "bfloat16": for j in 0..<range.count { out[j] = HalfConversion.bf16ToF32(HalfConversion.f32ToBF16(out[j])) }
-                    case "float16": for j in 0..<range.count { out[j] = HalfConversion.f16ToF32(HalfConversion.f32ToF16(out[j])) }
-                    default: break
-                    }
+                    i = end
                 }
             }
+        }
+        // bitsandbytes dequantizes to the original dtype (then casts to the compute dtype).
+        switch dtype {
+        case "bfloat16": for j in 0..<range.count { out[j] = HalfConversion.bf16ToF32(HalfConversion.f32ToBF16(out[j])) }
+        case "float16": for j in 0..<range.count { out[j] = HalfConversion.f16ToF32(HalfConversion.f32ToF16(out[j])) }
+        default: break
         }
     }
 
     /// All values, dequantized.
     public func dequantized() -> [Float] {
         var out = [Float](repeating: 0, count: count)
-        let s = blockScales()
         out.withUnsafeMutableBufferPointer { o in
             let op = o.baseAddress!
-            Parallel.forRange(count, minChunk: 1 << 16) { r in dequantize(r, scales: s, into: op + r.lowerBound) }
+            Parallel.forRange(count, minChunk: 1 << 16) { r in dequantize(r, into: op + r.lowerBound) }
         }
         return out
     }

@@ -1,5 +1,6 @@
 import Foundation
 import SlothCore
+import SlothFormats
 
 // N = tokens, I = in features, O = out features, R = rank.
 
@@ -48,20 +49,106 @@ public final class LoRAPair: @unchecked Sendable {
     }
 }
 
+/// A frozen linear's weight: fp32, or 4-bit (bitsandbytes NF4/FP4) dequantized a tile of rows at a time.
+public enum LinearWeight: @unchecked Sendable {
+    case dense(Tensor)
+    case fourBit(FourBitTensor)
+
+    /// Bytes held by the weight.
+    public var bytes: Int {
+        switch self {
+        case .dense(let t): return t.count * 4
+        case .fourBit(let q): return q.bytes
+        }
+    }
+}
+
 /// A frozen linear (W (O, I), optional bias) with an optional LoRA pair.
 public final class LinearLayer: @unchecked Sendable {
-    public let weight: Tensor
+    public let storage: LinearWeight
     public let bias: Tensor?
     public var lora: LoRAPair?
-    public var inFeatures: Int { weight.shape[1] }
-    public var outFeatures: Int { weight.shape[0] }
+    public let inFeatures: Int
+    public let outFeatures: Int
 
-    public init(weight: Tensor, bias: Tensor?) { self.weight = weight; self.bias = bias }
+    public init(weight: Tensor, bias: Tensor?) {
+        storage = .dense(weight); self.bias = bias; outFeatures = weight.shape[0]; inFeatures = weight.shape[1]
+    }
+
+    public init(fourBit q: FourBitTensor, bias: Tensor?) {
+        precondition(q.shape.count == 2) // programmer error: loaders check shapes
+        storage = .fourBit(q); self.bias = bias; outFeatures = q.shape[0]; inFeatures = q.shape[1]
+    }
+
+    /// The weight in fp32: the tensor itself, or a dequantized copy (for merging and tests, not the hot path).
+    public var weight: Tensor {
+        switch storage {
+        case .dense(let t): return t
+        case .fourBit(let q): return Tensor(q.shape, q.dequantized())
+        }
+    }
+
+    public var isQuantized: Bool { if case .fourBit = storage { return true }; return false }
+
+    /// Rows of W dequantized per tile: about 1M values (4 MiB), enough rows that each tile's GEMM runs at full rate.
+    nonisolated(unsafe) public private(set) static var tileValues = 1 << 20
+    public var tileRows: Int { max(1, min(outFeatures, LinearLayer.tileValues / max(inFeatures, 1))) }
+
+    /// Runs `body` with another tile size (tests of the tiling).
+    static func withTileValues<R>(_ v: Int, _ body: () throws -> R) rethrows -> R {
+        let before = tileValues
+        tileValues = v
+        defer { tileValues = before }
+        return try body()
+    }
+
+    /// Rows o0..<o1 of W in fp32 into `out` ((o1 - o0) x I).
+    func dequantizeRows(_ q: FourBitTensor, _ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        let i = inFeatures, lo = rows.lowerBound * i, n = rows.count * i
+        Parallel.forRange(n, minChunk: 1 << 15) { r in q.dequantize((lo + r.lowerBound)..<(lo + r.upperBound), into: out + r.lowerBound) }
+    }
+
+    /// y (N, O) = x W^T (+ accumulate), the base product alone.
+    public func baseForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows n: Int, scratch: Scratch) {
+        switch storage {
+        case .dense(let w):
+            Linear.forward(out: out, input: input, weight: w.data, bias: nil, rows: n, inFeatures: inFeatures, outFeatures: outFeatures)
+        case .fourBit(let q):
+            let tr = tileRows, buf = scratch.buffer(.dequant, tr * inFeatures)
+            var o0 = 0
+            while o0 < outFeatures {
+                let o1 = min(outFeatures, o0 + tr)
+                dequantizeRows(q, o0..<o1, into: buf)
+                BLAS.sgemm(transA: false, transB: true, m: n, n: o1 - o0, k: inFeatures, a: input, lda: inFeatures, b: buf, ldb: inFeatures,
+                           c: out + o0, ldc: outFeatures)
+                o0 = o1
+            }
+        }
+    }
+
+    /// dx (N, I) = dy W, assigned or accumulated.
+    public func baseBackward(dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, rows n: Int, accumulate: Bool, scratch: Scratch) {
+        switch storage {
+        case .dense(let w):
+            Linear.backwardInput(dInput: dInput, dOut: dOut, weight: w.data, rows: n, inFeatures: inFeatures, outFeatures: outFeatures, accumulate: accumulate)
+        case .fourBit(let q):
+            let tr = tileRows, buf = scratch.buffer(.dequant, tr * inFeatures)
+            var o0 = 0
+            while o0 < outFeatures {
+                let o1 = min(outFeatures, o0 + tr)
+                dequantizeRows(q, o0..<o1, into: buf)
+                BLAS.sgemm(transA: false, transB: false, m: n, n: inFeatures, k: o1 - o0, a: dOut + o0, lda: outFeatures, b: buf, ldb: inFeatures,
+                           beta: accumulate || o0 > 0 ? 1 : 0, c: dInput, ldc: inFeatures)
+                o0 = o1
+            }
+        }
+    }
 
     /// y (N, O) = x W^T + b + s * drop(x) A^T B^T. `xa` (N, R) receives drop(x) A^T for backward.
     public func forward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows n: Int,
                         xa: UnsafeMutablePointer<Float>?, dropoutStep: UInt64 = 0, scratch: Scratch) {
-        Linear.forward(out: out, input: input, weight: weight.data, bias: bias?.data, rows: n, inFeatures: inFeatures, outFeatures: outFeatures)
+        baseForward(out: out, input: input, rows: n, scratch: scratch)
+        if let bias { Elementwise.addBias(out, bias.data, rows: n, width: outFeatures) }
         guard let lora, let xa else { return }
         let r = lora.rank
         let x = lora.dropout > 0 ? dropped(input, rows: n, step: dropoutStep, scratch: scratch) : input
@@ -80,9 +167,7 @@ public final class LinearLayer: @unchecked Sendable {
     /// dx (N, I) = dy W + drop'((s dy B) A), assigned or accumulated; accumulates LoRA gradients.
     public func backward(dInput: UnsafeMutablePointer<Float>?, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>,
                          xa: UnsafePointer<Float>?, rows n: Int, accumulate: Bool, dropoutStep: UInt64 = 0, scratch: Scratch) {
-        if let dInput {
-            Linear.backwardInput(dInput: dInput, dOut: dOut, weight: weight.data, rows: n, inFeatures: inFeatures, outFeatures: outFeatures, accumulate: accumulate)
-        }
+        if let dInput { baseBackward(dInput: dInput, dOut: dOut, rows: n, accumulate: accumulate, scratch: scratch) }
         guard let lora, let xa else { return }
         let r = lora.rank
         // dB += s dy^T xa
@@ -126,7 +211,7 @@ public final class LinearLayer: @unchecked Sendable {
 
     /// W + s B A: the plain linear this LoRA layer equals (for merging and tests).
     public func fusedWeight() -> Tensor {
-        let w = Tensor(weight.shape)
+        let w = Tensor([outFeatures, inFeatures])
         w.copy(from: weight)
         if let lora {
             BLAS.sgemm(transA: false, transB: false, m: outFeatures, n: inFeatures, k: lora.rank, alpha: lora.scale,
@@ -158,7 +243,7 @@ public struct SplitMix64: Sendable {
 
 /// Reusable scratch buffers, keyed by purpose, grown on demand (no per-step allocation once warm).
 public final class Scratch: @unchecked Sendable {
-    public enum Slot: Int, CaseIterable { case loraGrad, loraInput, a, b, c, d, e, f, g }
+    public enum Slot: Int, CaseIterable { case loraGrad, loraInput, dequant, a, b, c, d, e, f, g }
     private var buffers: [UnsafeMutablePointer<Float>?] = Array(repeating: nil, count: Slot.allCases.count)
     private var sizes: [Int] = Array(repeating: 0, count: Slot.allCases.count)
     public init() {}

@@ -1,5 +1,6 @@
 import Foundation
 import SlothCore
+import SlothFormats
 
 // L = layers, D = hidden, H = heads, K = kv heads, E = head dim, F = intermediate, V = vocab.
 
@@ -11,6 +12,19 @@ public protocol WeightSource {
     func shape(of name: String) throws -> [Int]?
     /// The tensor converted to Float32 (row-major).
     func floats(_ name: String) throws -> [Float]
+    /// The bitsandbytes 4-bit tensor stored under weight `name`, or nil when it is not one.
+    func fourBit(_ name: String) throws -> FourBitTensor?
+}
+
+extension WeightSource {
+    public func fourBit(_ name: String) throws -> FourBitTensor? { nil }
+}
+
+/// Quantizing while loading (`--load-in-4bit`): which linears, how.
+public struct QuantizeOnLoad: Sendable, Equatable {
+    public var type: FourBitType = .nf4
+    public var doubleQuant = true
+    public init(type: FourBitType = .nf4, doubleQuant: Bool = true) { self.type = type; self.doubleQuant = doubleQuant }
 }
 
 /// An in-memory weight source (tests, and models built in code).
@@ -65,7 +79,9 @@ public final class LanguageModel: @unchecked Sendable {
     }
 
     /// Loads weights for `config` from `source`, checking every name and shape.
-    public static func load(config c: ModelConfig, weights source: WeightSource) throws -> LanguageModel {
+    /// Linear weights stored as bitsandbytes 4-bit load as they are; with `quantize`, 16/32-bit linear weights are
+    /// quantized one tensor at a time as they are read (the whole model never exists in fp32).
+    public static func load(config c: ModelConfig, weights source: WeightSource, quantize: QuantizeOnLoad? = nil) throws -> LanguageModel {
         func tensor(_ name: String, _ shape: [Int]) throws -> Tensor {
             guard let found = try source.shape(of: name) else { throw ModelError.missingTensor(file: source.location, tensor: name) }
             guard found == shape else { throw ModelError.wrongShape(file: source.location, tensor: name, expected: shape, found: found) }
@@ -81,9 +97,26 @@ public final class LanguageModel: @unchecked Sendable {
         for i in 0..<c.numHiddenLayers {
             let p = "model.layers.\(i)."
             func lin(_ m: LinearModule, _ out: Int, _ inF: Int, bias: Bool) throws -> LinearLayer {
-                let base = p + m.parent + "." + m.rawValue
-                return LinearLayer(weight: try tensor(base + ".weight", [out, inF]),
-                                   bias: try optional(base + ".bias", [out], required: bias))
+                let base = p + m.parent + "." + m.rawValue, name = base + ".weight"
+                let b = try optional(base + ".bias", [out], required: bias)
+                if let q = try source.fourBit(name) {
+                    guard q.shape == [out, inF] else { throw ModelError.wrongShape(file: source.location, tensor: name, expected: [out, inF], found: q.shape) }
+                    return LinearLayer(fourBit: q, bias: b)
+                }
+                if c.quantization != nil && quantize == nil && !(c.quantization?.skipModules ?? []).contains(where: { name.contains($0) }) {
+                    throw ModelError.badField(file: source.location, field: name,
+                                              detail: "config.json says the checkpoint is bitsandbytes 4-bit, but this weight has no quant_state; the folder mixes checkpoints")
+                }
+                if let quantize {
+                    guard let found = try source.shape(of: name) else { throw ModelError.missingTensor(file: source.location, tensor: name) }
+                    guard found == [out, inF] else { throw ModelError.wrongShape(file: source.location, tensor: name, expected: [out, inF], found: found) }
+                    let w = try source.floats(name)
+                    if let bad = w.firstIndex(where: { !$0.isFinite }) {
+                        throw ModelError.badField(file: source.location, field: name, detail: "value \(bad) is \(w[bad]); 4-bit quantization needs finite weights")
+                    }
+                    return LinearLayer(fourBit: FourBitTensor.quantize(w, shape: [out, inF], type: quantize.type, doubleQuant: quantize.doubleQuant), bias: b)
+                }
+                return LinearLayer(weight: try tensor(name, [out, inF]), bias: b)
             }
             layers.append(DecoderLayer(
                 inputNorm: try tensor(p + "input_layernorm.weight", [D]),

@@ -1,5 +1,6 @@
 import Foundation
 import SlothCore
+import SlothFormats
 
 /// A decoder-only model's `config.json`, validated. Field names follow HF's keys.
 public struct ModelConfig: Sendable {
@@ -26,6 +27,8 @@ public struct ModelConfig: Sendable {
     public var padTokenId: Int?
     /// The dtype the weights were saved in ("float32", "bfloat16"...), informational.
     public var dtype: String?
+    /// A pre-quantized bitsandbytes 4-bit checkpoint's `quantization_config`; nil for 16/32-bit weights.
+    public var quantization: BNB4BitConfig? = nil
 
     /// Attention logits scale (1/sqrt(E)).
     public var attentionScale: Float { 1 / Float(headDim).squareRoot() }
@@ -51,11 +54,8 @@ public struct ModelConfig: Sendable {
             throw ModelError.badField(file: file, field: "model_type", detail: "required but missing; it names the architecture (llama, mistral, qwen2, gemma)")
         }
         guard let arch = Architecture(rawValue: type) else { throw ModelError.unsupportedModelType(file: file, modelType: type) }
-        if let q = try f.object("quantization_config") {
-            let method = (try? q.string("quant_method")) ?? nil
-            throw ModelError.unsupported(file: file, what: "quantization_config (quant_method \(method ?? "unknown"))",
-                                         hint: "Pre-quantized checkpoints are not supported yet; use a 16- or 32-bit model folder.")
-        }
+        var quantization: BNB4BitConfig? = nil
+        if let q = try f.object("quantization_config") { quantization = try BNB4BitConfig.parse(q, file: file) }
         let d = try f.requiredInt("hidden_size")
         let h = try f.requiredInt("num_attention_heads")
         let kv = try f.int("num_key_value_heads") ?? h
@@ -118,6 +118,51 @@ public struct ModelConfig: Sendable {
             tieWordEmbeddings: try f.bool("tie_word_embeddings") ?? arch.defaultTiedEmbeddings,
             slidingWindow: window, attentionBias: try f.bool("attention_bias") ?? false, mlpBias: try f.bool("mlp_bias") ?? false,
             activation: activation, bosTokenId: try f.int("bos_token_id"), eosTokenIds: try f.ints("eos_token_id"),
-            padTokenId: try f.int("pad_token_id"), dtype: try f.string("dtype") ?? f.string("torch_dtype"))
+            padTokenId: try f.int("pad_token_id"), dtype: try f.string("dtype") ?? f.string("torch_dtype"), quantization: quantization)
+    }
+}
+
+/// `quantization_config` of a bitsandbytes 4-bit checkpoint (transformers' BitsAndBytesConfig), validated.
+public struct BNB4BitConfig: Sendable, Equatable {
+    public var type: FourBitType
+    public var doubleQuant: Bool
+    /// bnb_4bit_compute_dtype as written ("float32", "bfloat16"...); Sloth computes in fp32 whatever it says.
+    public var computeDtype: String?
+    /// llm_int8_skip_modules: modules left unquantized (transformers always skips lm_head).
+    public var skipModules: [String]?
+
+    public init(type: FourBitType = .nf4, doubleQuant: Bool = true, computeDtype: String? = "float32", skipModules: [String]? = nil) {
+        self.type = type; self.doubleQuant = doubleQuant; self.computeDtype = computeDtype; self.skipModules = skipModules
+    }
+
+    static func parse(_ q: JSONFields, file: String) throws -> BNB4BitConfig {
+        let method = try q.string("quant_method") ?? "unknown"
+        guard method == "bitsandbytes" else {
+            throw ModelError.unsupported(file: file, what: "quantization_config.quant_method '\(method)'",
+                                         hint: "Sloth reads bitsandbytes 4-bit checkpoints (nf4/fp4). Use the model's 16-bit weights, with --load-in-4bit for QLoRA.")
+        }
+        let in4 = try q.bool("load_in_4bit") ?? q.bool("_load_in_4bit") ?? false
+        let in8 = try q.bool("load_in_8bit") ?? q.bool("_load_in_8bit") ?? false
+        guard in4, !in8 else {
+            throw ModelError.unsupported(file: file, what: in8 ? "bitsandbytes 8-bit (LLM.int8) quantization" : "quantization_config without load_in_4bit",
+                                         hint: "Use a 4-bit (bnb-4bit) checkpoint, or the 16-bit model with --load-in-4bit.")
+        }
+        let typeName = try q.string("bnb_4bit_quant_type") ?? "fp4"
+        guard let type = FourBitType(rawValue: typeName) else {
+            throw ModelError.badField(file: file, field: "quantization_config.bnb_4bit_quant_type", detail: "'\(typeName)' is not nf4 or fp4")
+        }
+        if let storage = try q.string("bnb_4bit_quant_storage"), storage != "uint8" {
+            throw ModelError.unsupported(file: file, what: "bnb_4bit_quant_storage '\(storage)'",
+                                         hint: "Only uint8 storage (transformers' default) is read; re-save the model without bnb_4bit_quant_storage.")
+        }
+        var skip: [String]? = nil
+        if q.has("llm_int8_skip_modules") {
+            guard let list = q.dict["llm_int8_skip_modules"] as? [Any], list.allSatisfy({ $0 is String }) else {
+                throw ModelError.badField(file: file, field: "quantization_config.llm_int8_skip_modules", detail: "expected a list of module names")
+            }
+            skip = list as? [String]
+        }
+        return BNB4BitConfig(type: type, doubleQuant: try q.bool("bnb_4bit_use_double_quant") ?? false,
+                             computeDtype: try q.string("bnb_4bit_compute_dtype"), skipModules: skip)
     }
 }
