@@ -16,6 +16,10 @@ public enum MergedExport {
         public var lowDisk = false
         /// Free bytes to assume instead of asking the file system (tests).
         public var freeBytesOverride: Int?
+        /// Write the decoder's linear weights as bitsandbytes 4-bit (`sloth export bnb-4bit`); nil writes floats.
+        public var quantize: QuantizeOnLoad?
+        /// bnb_4bit_compute_dtype written into quantization_config (nil: the base's dtype).
+        public var computeDType: String?
         public init(dtype: DType? = nil, maxShardBytes: Int = 5_000_000_000, lowDisk: Bool = false) {
             self.dtype = dtype; self.maxShardBytes = maxShardBytes; self.lowDisk = lowDisk
         }
@@ -32,31 +36,65 @@ public enum MergedExport {
             || name.hasSuffix(".pth") || name.hasSuffix(".gguf") || name.hasPrefix("adapter_") || name.hasPrefix(".")
     }
 
+    /// True for the linear weights of decoder layers (`model.layers.N.self_attn.q_proj.weight`...): what bitsandbytes
+    /// quantizes (transformers leaves lm_head and the embeddings in 16/32 bits).
+    public static func isDecoderLinear(_ name: String) -> Bool {
+        guard name.hasPrefix("model.layers."), name.hasSuffix(".weight") else { return false }
+        return LinearModule.allCases.contains { name.hasSuffix(".\($0.parent).\($0.rawValue).weight") }
+    }
+
+    static func dtypeName(_ d: DType) -> String {
+        switch d { case .bf16: return "bfloat16"; case .f16: return "float16"; default: return "float32" }
+    }
+
     /// Merges `adapter` (nil: none, a plain re-save/convert) into the model at `model`, writing `output`.
+    /// A bitsandbytes 4-bit base is dequantized tensor by tensor (to its quant_state dtype unless --dtype);
+    /// with `options.quantize` the decoder's linear weights are written 4-bit in bitsandbytes' layout.
     /// Checks free disk before writing anything; writes into a hidden sibling folder renamed at the end
     /// when `output` does not exist yet, so an interrupted export leaves nothing under the final name.
     public static func run(model: URL, adapter: URL?, output: URL, options: Options = Options(),
                            progress: (String) -> Void = { _ in }) throws -> Report {
-        _ = try ModelConfig.load(from: model)   // a folder Sloth understands (model_type, shapes)
+        let config = try ModelConfig.load(from: model)   // a folder Sloth understands (model_type, shapes)
         let base = try SafeTensorsCollection(path: model)
         let deltas = try adapter.map { try AdapterDeltas(folder: $0) }
+        // 4-bit weights of a bitsandbytes base: read (and checked) up front; their companions are not copied.
+        var fourBit: [String: FourBitTensor] = [:]
+        var companions = Set<String>()
+        if config.quantization != nil {
+            for n in base.names where n.contains(".quant_state.bitsandbytes__") {
+                let w = String(n[..<n.range(of: ".quant_state.bitsandbytes__")!.lowerBound])
+                if let q = try BNBCheckpoint.read(w, from: base) { fourBit[w] = q; companions.formUnion(BNBCheckpoint.companionKeys(w)) }
+            }
+        }
         var entries: [String: TensorEntry] = [:]
-        for n in base.names { entries[n] = try base.entry(n) }
-        try deltas?.validate(against: base, baseLocation: model.path)
+        var shapes: [String: [Int]] = [:]
+        for n in base.names { entries[n] = try base.entry(n); shapes[n] = fourBit[n]?.shape ?? entries[n]!.shape }
+        try deltas?.validate(against: shapes, baseLocation: model.path)
+        let names = base.names.filter { !companions.contains($0) }
 
         // Source order: by shard file, then by position in the file (what save_pretrained wrote).
-        let byFile = Dictionary(grouping: base.names) { base.fileURL(of: $0)?.path ?? "" }
+        let byFile = Dictionary(grouping: names) { base.fileURL(of: $0)?.path ?? "" }
         let files = byFile.keys.sorted()
         let order = files.map { f in byFile[f]!.sorted { entries[$0]!.byteOffset < entries[$1]!.byteOffset } }
 
-        func outDType(_ e: TensorEntry) -> DType { e.dtype.isFloatingPoint ? (options.dtype ?? e.dtype) : e.dtype }
-        let outBytes = order.map { $0.reduce(0) { $0 + entries[$1]!.count * outDType(entries[$1]!).byteSize } }
-        let largest = entries.values.map { $0.count * outDType($0).byteSize }.max() ?? 0
+        /// The dtype a tensor is written in (floats), and the bytes it takes in the output.
+        func outDType(_ name: String) -> DType {
+            if let q = fourBit[name] { return options.dtype ?? ["bfloat16": .bf16, "float16": .f16][q.dtype] ?? .f32 }
+            let e = entries[name]!
+            return e.dtype.isFloatingPoint ? (options.dtype ?? e.dtype) : e.dtype
+        }
+        func outSize(_ name: String) -> Int {
+            let n = shapes[name]!.reduce(1, *)
+            if options.quantize != nil && isDecoderLinear(name) { return (n + 1) / 2 + n / 64 + 1 + n / 16384 * 4 + 1024 + 256 * 4 + 64 }
+            return n * outDType(name).byteSize
+        }
+        let outBytes = order.map { $0.reduce(0) { $0 + outSize($1) } }
+        let largest = names.map(outSize).max() ?? 0
         let others = try copiedFiles(model)
         let otherBytes = others.reduce(0) { $0 + $1.size }
         // The writer holds one shard's bytes twice while it closes the shard (temp data + shard file).
         let shardSlack = min(max(options.maxShardBytes, largest), outBytes.reduce(0, +))
-        let headerSlack = 1 << 20 + base.names.count * 256
+        let headerSlack = 1 << 20 + base.names.count * 256 * (options.quantize != nil ? 6 : 1)
         let sourceBytes = files.map { (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int) ?? 0 }
         var need = 0
         if options.lowDisk {
@@ -81,22 +119,34 @@ public enum MergedExport {
         defer { if fresh && !done { try? fm.removeItem(at: target) } }
         let writer = try ShardedSafeTensorsWriter(directory: target, maxShardBytes: options.maxShardBytes, metadata: ["format": "pt"])
         var report = Report()
-        let total = base.names.count
+        let total = names.count
+        var quantized = 0
         for (f, names) in order.enumerated() {
             for name in names {
-                let e = entries[name]!
-                let dt = outDType(e)
-                let t: WritableTensor
-                if e.dtype.isFloatingPoint {
-                    var w = try base.floats(name)
-                    if deltas?.apply(to: name, values: &w, shape: e.shape) == true { report.merged += 1 }
-                    t = WritableTensor(name: name, shape: e.shape, floats: w, as: dt)
+                let e = entries[name]!, shape = shapes[name]!
+                let dt = outDType(name)
+                var out: [WritableTensor]
+                if e.dtype.isFloatingPoint || fourBit[name] != nil {
+                    var w = try fourBit[name]?.dequantized() ?? base.floats(name)
+                    if deltas?.apply(to: name, values: &w, shape: shape) == true { report.merged += 1 }
+                    if let qo = options.quantize, isDecoderLinear(name) {
+                        if let bad = w.firstIndex(where: { !$0.isFinite }) {
+                            throw ExportError.io(path: model.path, detail: "tensor \(name): value \(bad) is \(w[bad]); 4-bit quantization needs finite weights")
+                        }
+                        out = BNBCheckpoint.tensors(name, FourBitTensor.quantize(w, shape: shape, type: qo.type, doubleQuant: qo.doubleQuant,
+                                                                                 dtype: dtypeName(dt)))
+                        quantized += 1
+                    } else {
+                        out = [WritableTensor(name: name, shape: shape, floats: w, as: dt)]
+                    }
                 } else {
-                    t = WritableTensor(name: name, dtype: e.dtype, shape: e.shape, bytes: Array(try base.rawBytes(name)))
+                    out = [WritableTensor(name: name, dtype: e.dtype, shape: e.shape, bytes: Array(try base.rawBytes(name)))]
                 }
-                try writer.add(t)
-                report.tensors += 1; report.bytes += t.bytes.count
-                if report.tensors % 16 == 0 || report.tensors == total { progress("\(report.tensors)/\(total) tensors (\(report.merged) merged)") }
+                for t in out { try writer.add(t); report.bytes += t.bytes.count }
+                report.tensors += 1
+                if report.tensors % 16 == 0 || report.tensors == total {
+                    progress("\(report.tensors)/\(total) tensors (\(report.merged) merged\(options.quantize != nil ? ", \(quantized) quantized" : ""))")
+                }
             }
             if options.lowDisk {
                 try fm.removeItem(atPath: files[f])
@@ -106,7 +156,12 @@ public enum MergedExport {
         try writer.finish()
         for o in others {
             var data = try Data(contentsOf: o.url)
-            if o.url.lastPathComponent == "config.json", let dt = options.dtype { data = try configWithDType(data, dt, file: o.url.path) }
+            if o.url.lastPathComponent == "config.json" && (options.dtype != nil || !fourBit.isEmpty || options.quantize != nil) {
+                let sourceDType = fourBit.values.first.map(\.dtype) ?? config.dtype ?? "float32"
+                let dt = options.dtype.map(dtypeName) ?? (["bfloat16", "float16", "float32"].contains(sourceDType) ? sourceDType : "float32")
+                data = try configFor(data, dtype: options.dtype != nil || !fourBit.isEmpty ? dt : nil,
+                                     quantization: options.quantize.map { ($0, options.computeDType ?? dt) }, file: o.url.path)
+            }
             try writeAtomically(data, to: target.appendingPathComponent(o.url.lastPathComponent))
         }
         if fresh {
@@ -133,19 +188,23 @@ public enum MergedExport {
         return out
     }
 
-    /// config.json with `torch_dtype` (transformers 4) and `dtype` (transformers 5) naming the output dtype.
-    static func configWithDType(_ data: Data, _ dt: DType, file: String) throws -> Data {
+    /// config.json with `torch_dtype` (transformers 4) and `dtype` (transformers 5) naming the output dtype (when
+    /// given), and `quantization_config` as transformers' BitsAndBytesConfig writes it (or removed when not quantized).
+    static func configFor(_ data: Data, dtype: String?, quantization: (QuantizeOnLoad, String)?, file: String) throws -> Data {
         guard var dict = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw ExportError.io(path: file, detail: "config.json is not a JSON object")
         }
-        let name: String
-        switch dt {
-        case .bf16: name = "bfloat16"
-        case .f16: name = "float16"
-        default: name = "float32"
+        if let dtype { dict["torch_dtype"] = dtype; dict["dtype"] = dtype }
+        if let (q, compute) = quantization {
+            dict["quantization_config"] = [
+                "_load_in_4bit": true, "_load_in_8bit": false, "bnb_4bit_compute_dtype": compute, "bnb_4bit_quant_storage": "uint8",
+                "bnb_4bit_quant_type": q.type.rawValue, "bnb_4bit_use_double_quant": q.doubleQuant,
+                "llm_int8_enable_fp32_cpu_offload": false, "llm_int8_has_fp16_weight": false, "llm_int8_skip_modules": NSNull(),
+                "llm_int8_threshold": 6.0, "load_in_4bit": true, "load_in_8bit": false, "quant_method": "bitsandbytes",
+            ] as [String: Any]
+        } else {
+            dict["quantization_config"] = nil
         }
-        dict["torch_dtype"] = name
-        dict["dtype"] = name
         return try JSONSerialization.data(withJSONObject: dict, options: [.prettyPrinted, .sortedKeys]) + Data("\n".utf8)
     }
 

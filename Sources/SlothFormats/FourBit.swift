@@ -185,6 +185,13 @@ public struct FourBitTensor: Sendable, Equatable {
         }
     }
 
+    /// `bytes` of a tensor of `count` values quantized with these settings (the memory planner's number).
+    public static func storageBytes(count n: Int, blocksize: Int = 64, doubleQuant: Bool = true, nestedBlocksize: Int = 256) -> Int {
+        let blocks = (n + blocksize - 1) / blocksize
+        if !doubleQuant { return (n + 1) / 2 + blocks * 4 }
+        return (n + 1) / 2 + blocks + (blocks + nestedBlocksize - 1) / nestedBlocksize * 4 + 256 * 4 + 4
+    }
+
     /// Quantizes `x` (row-major, `shape`). Values must be finite.
     public static func quantize(_ x: UnsafeBufferPointer<Float>, shape: [Int], type: FourBitType = .nf4, blocksize: Int = 64,
                                 doubleQuant: Bool = true, dtype: String = "float32") -> FourBitTensor {

@@ -1,5 +1,6 @@
 import Foundation
 import SlothCore
+import SlothFormats
 
 // B = batch, T = tokens, N = B*T, D = hidden, H = heads, K = kv heads, E = head dim, F = intermediate,
 // V = vocab, R = LoRA rank, M = MLP tile rows, L = layers.
@@ -106,11 +107,25 @@ public enum MemoryPlanner {
         return (weights, loraCount)
     }
 
-    /// The plan of one training step on the CPU engine (fp32 weights and activations).
+    /// The decoder's linear weight shapes (out, in), all layers.
+    static func linearShapes(_ c: ModelConfig) -> [(Int, Int)] {
+        let D = c.hiddenSize, HE = c.numAttentionHeads * c.headDim, KE = c.numKeyValueHeads * c.headDim, F = c.intermediateSize
+        let one = [(HE, D), (KE, D), (KE, D), (D, HE), (F, D), (F, D), (D, F)]
+        return Array(repeating: one, count: c.numHiddenLayers).flatMap { $0 }
+    }
+
+    /// The plan of one training step on the CPU engine (fp32 weights and activations; with `fourBit`, the decoder's
+    /// linear weights 4-bit and a dequantization tile beside them).
     /// `fileBytes`: size of the weight files (their pages are resident while loading).
     public static func plan(config c: ModelConfig, lora: LoRAConfig, batch: Int, tokens: Int, policy: CheckpointPolicy,
-                            mlpTile: Int = 1024, threads: Int = Parallel.threads, fileBytes: Int? = nil) -> MemoryPlan {
+                            mlpTile: Int = 1024, threads: Int = Parallel.threads, fileBytes: Int? = nil,
+                            fourBit: QuantizeOnLoad? = nil) -> MemoryPlan {
         let counts = parameterCounts(c, lora: lora)
+        let linears = linearShapes(c)
+        let linearCount = linears.reduce(0) { $0 + $1.0 * $1.1 }
+        let linearBytes = fourBit.map { q in linears.reduce(0) { $0 + FourBitTensor.storageBytes(count: $1.0 * $1.1, doubleQuant: q.doubleQuant) } }
+        let tile = fourBit == nil ? 0 : linears.map { max(1, min($0.0, LinearLayer.tileValues / $0.1)) * $0.1 }.max()! * 4
+        let largestLinear = linears.map { $0.0 * $0.1 }.max() ?? 0
         var ranks: [LinearModule: Int] = [:]
         for m in lora.targets { ranks[m] = lora.rank }
         let policy = policy.effective(rows: batch * tokens, hidden: c.hiddenSize)
@@ -127,15 +142,24 @@ public enum MemoryPlanner {
         let loraScratch = n * lora.rank * 4 + (lora.dropout > 0 ? n * max(D, c.intermediateSize, c.numAttentionHeads * c.headDim) * 4 : 0)
         var parts: [MemoryPlan.Part] = [
             .init(name: "runtime", bytes: runtimeBytes, resident: true),
-            .init(name: "weights (fp32)", bytes: counts.weights * 4, resident: true),
+        ]
+        if let linearBytes {
+            parts.append(.init(name: "linear weights (4-bit \(fourBit!.type.rawValue)\(fourBit!.doubleQuant ? ", double quant" : ""))", bytes: linearBytes, resident: true))
+            parts.append(.init(name: "other weights (fp32)", bytes: (counts.weights - linearCount) * 4, resident: true))
+        } else {
+            parts.append(.init(name: "weights (fp32)", bytes: counts.weights * 4, resident: true))
+        }
+        parts += [
             .init(name: "LoRA parameters", bytes: counts.lora * 4, resident: true),
             .init(name: "LoRA gradients", bytes: counts.lora * 4, resident: true),
             .init(name: "optimizer states (AdamW m, v)", bytes: counts.lora * 8, resident: true),
             .init(name: "activations (\(policy.rawValue))", bytes: layout.arenaBytes, resident: true),
-            .init(name: "workspace", bytes: perStep + loraScratch + max(attention, crossEntropy), resident: true),
+            .init(name: "workspace", bytes: perStep + loraScratch + tile + max(attention, crossEntropy), resident: true),
         ]
         if policy == .offload { parts.append(.init(name: "checkpoints on disk", bytes: layout.offloadedBytes, resident: false)) }
-        let loading = runtimeBytes + counts.weights * 4 + (fileBytes ?? counts.weights * 2)
+        // Loading holds every weight as it will stay, one linear in fp32 while it is quantized, and the file pages.
+        let weightBytes = linearBytes.map { $0 + (counts.weights - linearCount) * 4 + largestLinear * 4 } ?? counts.weights * 4
+        let loading = runtimeBytes + weightBytes + (fileBytes ?? counts.weights * 2)
         return MemoryPlan(policy: policy.rawValue, batch: batch, tokens: tokens, parts: parts, loadingPeakBytes: loading)
     }
 

@@ -171,6 +171,23 @@ public final class LanguageModel: @unchecked Sendable {
         return out
     }
 
+    /// The 4-bit settings of the decoder's linears when they are quantized (nil: fp32).
+    public var fourBit: QuantizeOnLoad? {
+        guard case .fourBit(let q)? = layers.first?.q.storage else { return nil }
+        if case .plain = q.absmax { return QuantizeOnLoad(type: q.type, doubleQuant: false) }
+        return QuantizeOnLoad(type: q.type, doubleQuant: true)
+    }
+
+    /// Bytes held by the weights: (decoder linears, everything else).
+    public var weightBytes: (linear: Int, other: Int) {
+        var lin = 0, other = embedTokens.count * 4 + finalNorm.count * 4 + (lmHead === embedTokens ? 0 : lmHead.count * 4)
+        for l in layers {
+            other += (l.inputNorm.count + l.postAttentionNorm.count) * 4
+            for m in LinearModule.allCases { let x = l.linear(m); lin += x.storage.bytes; other += (x.bias?.count ?? 0) * 4 }
+        }
+        return (lin, other)
+    }
+
     /// Number of trainable (LoRA) parameters.
     public var trainableParameterCount: Int { loraPairs.reduce(0) { $0 + $1.pair.a.count + $1.pair.b.count } }
 }

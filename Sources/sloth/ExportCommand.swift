@@ -6,7 +6,7 @@ struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
         abstract: "Write a fine-tune where people run models: merged safetensors, GGUF, GGUF LoRA, Ollama.",
-        subcommands: [ExportMergedCommand.self, ExportGGUFCommand.self, ExportGGUFLoRACommand.self, ExportOllamaCommand.self])
+        subcommands: [ExportMergedCommand.self, ExportBNB4bitCommand.self, ExportGGUFCommand.self, ExportGGUFLoRACommand.self, ExportOllamaCommand.self])
 }
 
 /// Prints a failure as `error: ...` and exits 1 (validation errors keep ArgumentParser's usage output).
@@ -57,6 +57,57 @@ struct ExportMergedCommand: ParsableCommand {
             line.done()
             if !quiet {
                 FileHandle.standardError.write(Data(String(format: "wrote %@: %d tensors (%d merged), %.2f GB in %.1f s\n",
+                                                           output, r.tensors, r.merged, Double(r.bytes) / 1e9, Date().timeIntervalSince(start)).utf8))
+            }
+        }
+    }
+}
+
+struct ExportBNB4bitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bnb-4bit",
+        abstract: "Write a pre-quantized bitsandbytes 4-bit checkpoint (a quarter of the download) that transformers loads.",
+        discussion: """
+        The decoder's linear weights are quantized to NF4 (or FP4) with double quantization, byte for byte as
+        transformers + bitsandbytes would (`BitsAndBytesConfig(load_in_4bit=True, ...)` then `save_pretrained`);
+        embeddings, norms and lm_head keep their dtype. With --adapter the LoRA is merged first (W + scale B A in fp32),
+        so the result is a 4-bit fine-tune ready for QLoRA or inference. Streams one tensor at a time; free disk is
+        checked first and the folder appears under its final name only when complete.
+
+        Examples:
+          sloth export bnb-4bit --model ./my-llama --output ./my-llama-bnb-4bit
+          sloth export bnb-4bit --model ./my-llama --adapter out/adapter --output out/merged-bnb-4bit --compute-dtype bfloat16
+        """)
+
+    @Option(help: "Base model folder (16 or 32-bit).") var model: String
+    @Option(help: "PEFT adapter folder to merge before quantizing.") var adapter: String?
+    @Option(help: "Output folder.") var output: String
+    @Option(help: "nf4 | fp4.") var quantType: String = "nf4"
+    @Flag(help: "Keep the per-block absmax in fp32 (no double quantization).") var noDoubleQuant = false
+    @Option(help: "bnb_4bit_compute_dtype recorded in config.json: bfloat16 | float16 | float32 (default: the model's dtype).") var computeDtype: String?
+    @Option(help: "Shard size limit, e.g. 5GB, 500MB.") var maxShardSize: String = "5GB"
+    @Flag(help: "No progress output.") var quiet = false
+
+    func validate() throws {
+        guard FourBitType(rawValue: quantType) != nil else { throw ValidationError("--quant-type must be nf4 or fp4") }
+        if let computeDtype, !["bfloat16", "float16", "float32"].contains(computeDtype) {
+            throw ValidationError("--compute-dtype must be bfloat16, float16 or float32")
+        }
+        guard let b = ByteCount.parse(maxShardSize), b > 0 else { throw ValidationError("--max-shard-size: '\(maxShardSize)' is not a size (e.g. 5GB)") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            var o = MergedExport.Options(maxShardBytes: ByteCount.parse(maxShardSize)!)
+            o.quantize = QuantizeOnLoad(type: FourBitType(rawValue: quantType)!, doubleQuant: !noDoubleQuant)
+            o.computeDType = computeDtype
+            let start = Date()
+            let line = ProgressLine(quiet: quiet)
+            let r = try MergedExport.run(model: URL(fileURLWithPath: model), adapter: adapter.map { URL(fileURLWithPath: $0) },
+                                         output: URL(fileURLWithPath: output), options: o, progress: line.show)
+            line.done()
+            if !quiet {
+                FileHandle.standardError.write(Data(String(format: "wrote %@: %d tensors (%d merged), %.3f GB in %.1f s\n",
                                                            output, r.tensors, r.merged, Double(r.bytes) / 1e9, Date().timeIntervalSince(start)).utf8))
             }
         }

@@ -25,7 +25,7 @@ struct PlanCommand: ParsableCommand {
     @Option(help: "Comma-separated modules, or all-linear.") var targetModules: String = "all-linear"
     @Option(help: "Print the longest context that fits in this much memory (e.g. 8GiB) under each policy.") var memory: String?
     @Flag(help: "Print the longest context per GPU size (8-80 GB) under the GPU memory model.") var gpus = false
-    @Flag(name: .customLong("load-in-4bit"), help: "GPU model: 4-bit NF4 base weights (QLoRA).") var loadIn4bit = false
+    @Flag(name: .customLong("load-in-4bit"), help: "4-bit NF4 base weights (QLoRA), in the CPU plan and the GPU model; a bnb-4bit --model implies it.") var loadIn4bit = false
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
@@ -48,12 +48,13 @@ struct PlanCommand: ParsableCommand {
         let lora = LoRAConfig(rank: loraRank, alpha: Double(2 * loraRank), targets: targets)
         let fileBytes = model.map { weightFileBytes(URL(fileURLWithPath: $0)) }
         let budget = memory.flatMap(ByteCount.parse)
+        let fourBit: QuantizeOnLoad? = c.quantization.map { QuantizeOnLoad(type: $0.type, doubleQuant: $0.doubleQuant) } ?? (loadIn4bit ? QuantizeOnLoad() : nil)
         var out: [String: Any] = [:]
         var policies: [String: Any] = [:]
         var lines: [String] = []
         lines.append("\(c.architecture.rawValue): \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), vocab \(c.vocabSize); LoRA r=\(loraRank) on \(targets.map(\.rawValue).joined(separator: ",")); batch \(batchSize) x \(maxSeqLength) tokens")
         for policy in CheckpointPolicy.allCases {
-            let p = MemoryPlanner.plan(config: c, lora: lora, batch: batchSize, tokens: maxSeqLength, policy: policy, fileBytes: fileBytes)
+            let p = MemoryPlanner.plan(config: c, lora: lora, batch: batchSize, tokens: maxSeqLength, policy: policy, fileBytes: fileBytes, fourBit: fourBit)
             var entry: [String: Any] = ["peak_bytes": p.peakBytes, "parts": p.parts.map { ["name": $0.name, "bytes": $0.bytes, "resident": $0.resident] }]
             lines.append("")
             lines.append("policy \(policy.rawValue): peak \(ByteCount.format(p.peakBytes))")
@@ -64,7 +65,7 @@ struct PlanCommand: ParsableCommand {
             for part in p.parts { lines.append(row(part.name, part.bytes, part.resident ? "" : "  (not resident)")) }
             lines.append(row("loading peak", p.loadingPeakBytes))
             if let budget {
-                let t = MemoryPlanner.maxTokens(budget: budget) { MemoryPlanner.plan(config: c, lora: lora, batch: batchSize, tokens: $0, policy: policy, fileBytes: fileBytes).peakBytes }
+                let t = MemoryPlanner.maxTokens(budget: budget) { MemoryPlanner.plan(config: c, lora: lora, batch: batchSize, tokens: $0, policy: policy, fileBytes: fileBytes, fourBit: fourBit).peakBytes }
                 entry["max_seq_length"] = t
                 lines.append("  longest context in \(memory!): \(t) tokens")
             }
@@ -75,7 +76,7 @@ struct PlanCommand: ParsableCommand {
         if gpus {
             let sizes = [8, 12, 16, 24, 40, 48, 80]
             lines.append("")
-            lines.append("GPU memory model (\(loadIn4bit ? "NF4" : "16-bit") base, bf16 activations, LoRA r=\(loraRank), batch \(batchSize)): longest context")
+            lines.append("GPU memory model (\(fourBit != nil ? "NF4" : "16-bit") base, bf16 activations, LoRA r=\(loraRank), batch \(batchSize)): longest context")
             lines.append("  GB     none  recompute    offload")
             var table: [[String: Any]] = []
             for gb in sizes {

@@ -31,6 +31,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Model folder (config.json, *.safetensors).") var model: String
     @Option(help: "Training data (JSONL or a JSON array).") var data: String
     @Option(help: "Where the adapter is written.") var output: String
+    @Flag(name: .customLong("load-in-4bit"), help: "QLoRA: quantize the base's linear weights to 4 bits while loading (bitsandbytes NF4, double quantization). bnb-4bit model folders are 4-bit without it.") var loadIn4bit = false
+    @Option(name: .customLong("bnb-4bit-quant-type"), help: "nf4 | fp4 (with --load-in-4bit).") var bnb4bitQuantType: String = "nf4"
+    @Flag(name: .customLong("no-double-quant"), help: "Keep 4-bit absmax in fp32 (with --load-in-4bit).") var noDoubleQuant = false
     @Option(help: "Start from this PEFT adapter folder; its adapter_config.json gives rank, alpha, targets and rsLoRA.") var adapter: String?
 
     @Option(help: "LoRA rank r.") var loraRank: Int = 8
@@ -69,6 +72,7 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Do not write report.html.") var noReport = false
 
     func validate() throws {
+        guard FourBitType(rawValue: bnb4bitQuantType) != nil else { throw ValidationError("--bnb-4bit-quant-type must be nf4 or fp4") }
         guard LRSchedule(rawValue: lrScheduler) != nil else { throw ValidationError("--lr-scheduler must be constant, linear or cosine") }
         guard gradientCheckpointing == "auto" || CheckpointPolicy(rawValue: gradientCheckpointing) != nil else {
             throw ValidationError("--gradient-checkpointing must be auto, none, recompute or offload")
@@ -108,7 +112,7 @@ struct TrainCommand: ParsableCommand {
 
     private func train() throws {
         let modelURL = URL(fileURLWithPath: model)
-        let lm = try LanguageModel.load(folder: modelURL)
+        let lm = try LanguageModel.load(folder: modelURL, quantize: loadIn4bit ? QuantizeOnLoad(type: FourBitType(rawValue: bnb4bitQuantType)!, doubleQuant: !noDoubleQuant) : nil)
         if let adapter {
             try PEFTAdapter.load(URL(fileURLWithPath: adapter), into: lm, seed: seed)
             if let loraDropout { lm.setDropout(loraDropout) }
@@ -129,7 +133,7 @@ struct TrainCommand: ParsableCommand {
         let budget = maxMemory.flatMap(ByteCount.parse) ?? MemoryPlanner.availableMemory().map { $0 + MemoryStats.peakRSS() } ?? Int.max
         let fileBytes = weightFileBytes(modelURL)
         func planFor(_ policy: CheckpointPolicy, _ t: Int) -> MemoryPlan {
-            MemoryPlanner.plan(config: lm.config, lora: lm.lora!, batch: batchSize, tokens: t, policy: policy, fileBytes: fileBytes)
+            MemoryPlanner.plan(config: lm.config, lora: lm.lora!, batch: batchSize, tokens: t, policy: policy, fileBytes: fileBytes, fourBit: lm.fourBit)
         }
         let candidates = gradientCheckpointing == "auto" ? CheckpointPolicy.allCases : [CheckpointPolicy(rawValue: gradientCheckpointing)!]
         guard let chosen = candidates.first(where: { planFor($0, tokens).peakBytes <= budget }) else {
