@@ -113,7 +113,8 @@ public final class Engine: @unchecked Sendable {
     public let model: LanguageModel
     let scratch = Scratch()
     /// Dropout masks change every micro-step; this counts them.
-    var dropoutStep: UInt64 = 0
+    /// Micro-batches run so far: seeds LoRA dropout masks (a resumed run sets it back).
+    public var dropoutStep: UInt64 = 0
     /// Token rows per MLP tile under recompute/offload (the N x F intermediates never exist at once).
     public var mlpTile = 1024
     /// Where `offload` puts checkpoints (a disk file by default).

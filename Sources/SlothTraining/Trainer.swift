@@ -1,6 +1,7 @@
 import Foundation
 import SlothCore
 import SlothModels
+import SlothFormats
 
 /// Everything that shapes a training run (defaults as transformers' TrainingArguments where they apply).
 public struct TrainingParameters: Sendable, Equatable {
@@ -20,6 +21,7 @@ public struct TrainingParameters: Sendable, Equatable {
     public var seed: UInt64 = 3407
     public var shuffle: Bool = true
     public var checkpointing: CheckpointPolicy = .recompute
+    public var optimizer: OptimizerKind = .adamw
     /// Pack several rows into each sequence of `maxSeqLength` tokens (attention confined to each row).
     public var packing = false
     public init() {}
@@ -61,7 +63,7 @@ public final class Trainer {
     public let params: TrainingParameters
     /// The training examples: one row each, or packed sequences with `packing`.
     public let rows: [PackedRow]
-    public let optimizer: AdamW
+    public let optimizer: Optimizer
     private var order: [Int] = []
     private var cursor = 0
     private var epoch = 0
@@ -82,7 +84,7 @@ public final class Trainer {
         }
         self.rows = params.packing ? Packing.pack(truncated, maxLength: params.maxSeqLength) : truncated.map(PackedRow.init)
         let pairs = model.loraPairs.map(\.pair)
-        optimizer = AdamW(params: pairs.flatMap { [$0.a, $0.b] }, grads: pairs.flatMap { [$0.gradA, $0.gradB] },
+        optimizer = Optimizer(params.optimizer, params: pairs.flatMap { [$0.a, $0.b] }, grads: pairs.flatMap { [$0.gradA, $0.gradB] },
                           beta1: Float(params.adamBeta1), beta2: Float(params.adamBeta2), eps: Float(params.adamEpsilon),
                           weightDecay: Float(params.weightDecay))
         newEpoch()
@@ -140,6 +142,72 @@ public final class Trainer {
         return StepMetrics(step: step, loss: valid > 0 ? lossSum / Double(valid) : 0, learning_rate: lr, grad_norm: Double(norm),
                            tokens: tokens, tokens_per_second: Double(tokens) / max(elapsed, 1e-9),
                            peak_memory_bytes: MemoryStats.peakRSS(), elapsed_seconds: elapsed)
+    }
+
+    /// What a training checkpoint records beside the adapter and the optimizer state (`trainer_state.json`).
+    public struct State: Codable, Equatable, Sendable {
+        public var step: Int
+        public var epoch: Int
+        public var cursor: Int
+        public var microSteps: UInt64
+        /// The settings the rest of the run depends on; a resume with others is refused.
+        public var rows: Int
+        public var seed: UInt64
+        public var maxSteps: Int
+        public var batchSize: Int
+        public var gradientAccumulationSteps: Int
+        public var learningRate: Double
+        public var optimizer: String
+    }
+
+    public var state: State {
+        State(step: step, epoch: epoch, cursor: cursor, microSteps: engine.dropoutStep, rows: rows.count, seed: params.seed, maxSteps: params.maxSteps,
+              batchSize: params.batchSize, gradientAccumulationSteps: params.gradientAccumulationSteps, learningRate: params.learningRate,
+              optimizer: params.optimizer.rawValue)
+    }
+
+    public static let stateFile = "trainer_state.json", optimizerFile = "optimizer.safetensors"
+
+    /// Writes `trainer_state.json` and `optimizer.safetensors` into `dir` (each atomically).
+    public func saveState(to dir: URL) throws {
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try SafeTensorsWriter.write(optimizer.stateTensors(), metadata: ["format": "sloth", "step": String(step)], to: dir.appendingPathComponent(Trainer.optimizerFile))
+        let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try writeAtomically(try enc.encode(state), to: dir.appendingPathComponent(Trainer.stateFile))
+    }
+
+    /// Continues from a checkpoint written by `saveState` (the adapter weights are loaded by the caller): step, data
+    /// order, dropout counter and optimizer state, so the run goes on exactly as if it had not stopped.
+    public func restoreState(from dir: URL) throws {
+        let file = dir.appendingPathComponent(Trainer.stateFile)
+        guard let data = FileManager.default.contents(atPath: file.path) else {
+            throw DatasetError(file: file.path, row: nil, message: "not found: --resume-from-checkpoint needs a checkpoint-N folder written by sloth train --save-steps")
+        }
+        let saved: State
+        do { saved = try JSONDecoder().decode(State.self, from: data) } catch {
+            throw DatasetError(file: file.path, row: nil, message: "not a Sloth trainer state (\(error)); the checkpoint is damaged")
+        }
+        let mine = state
+        var differs: [String] = []
+        if saved.rows != mine.rows { differs.append("training rows \(saved.rows) (now \(mine.rows))") }
+        if saved.seed != mine.seed { differs.append("--seed \(saved.seed)") }
+        if saved.maxSteps != mine.maxSteps { differs.append("--max-steps \(saved.maxSteps)") }
+        if saved.batchSize != mine.batchSize { differs.append("--batch-size \(saved.batchSize)") }
+        if saved.gradientAccumulationSteps != mine.gradientAccumulationSteps { differs.append("--gradient-accumulation-steps \(saved.gradientAccumulationSteps)") }
+        if saved.learningRate != mine.learningRate { differs.append("--learning-rate \(saved.learningRate)") }
+        if saved.optimizer != mine.optimizer { differs.append("--optim \(saved.optimizer)") }
+        guard differs.isEmpty else {
+            throw DatasetError(file: file.path, row: nil, message: "the checkpoint was written with \(differs.joined(separator: ", ")); resume with the same settings and data")
+        }
+        guard saved.step >= 0, saved.step <= params.maxSteps, saved.epoch >= 1, saved.cursor >= 0, saved.cursor <= rows.count else {
+            throw DatasetError(file: file.path, row: nil, message: "step \(saved.step), epoch \(saved.epoch), cursor \(saved.cursor) are out of range; the checkpoint is damaged")
+        }
+        try optimizer.restore(step: saved.step, from: try SafeTensorsFile(url: dir.appendingPathComponent(Trainer.optimizerFile)))
+        epoch = saved.epoch - 1
+        newEpoch()
+        cursor = saved.cursor
+        step = saved.step
+        engine.dropoutStep = saved.microSteps
     }
 
     /// Trains until `maxSteps`, calling `onStep` after each step; it returns false to stop early.

@@ -42,6 +42,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Comma-separated modules to adapt, or all-linear.") var targetModules: String = "all-linear"
     @Flag(help: "rsLoRA scaling: alpha / sqrt(r).") var useRslora = false
 
+    @Option(help: "adamw | adamw_8bit (bitsandbytes' 8-bit states) | sgd.") var optim: String = "adamw"
     @Option(help: "Peak learning rate.") var learningRate: Double = 2e-4
     @Option(help: "Decoupled weight decay.") var weightDecay: Double = 0
     @Option var adamBeta1: Double = 0.9
@@ -62,7 +63,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Where --gradient-checkpointing offload puts layer inputs: disk (a file; no resident memory) or compressed (lossless Zstandard in host memory).") var offloadTier: String = "disk"
     @Option(help: ArgumentHelp("Layer inputs smaller than this are not offloaded (the step runs as recompute).", visibility: .hidden)) var offloadMinBytes: Int = CheckpointPolicy.minimumOffloadBytes
     @Option(help: "Write one JSON object per optimizer step to this file (default: OUTPUT/metrics.jsonl).") var metrics: String?
-    @Option(help: "Save the adapter as OUTPUT/checkpoint-N every N steps (0: only at the end).") var saveSteps: Int = 0
+    @Option(help: "Save a checkpoint OUTPUT/checkpoint-N (adapter, optimizer and trainer state) every N steps (0: only the adapter at the end).") var saveSteps: Int = 0
+    @Option(help: "Continue from OUTPUT/checkpoint-N (or 'latest': the newest in OUTPUT); the loss curve continues exactly as without the stop.") var resumeFromCheckpoint: String?
     @Option(help: "Keep at most this many checkpoint-N folders (the best by eval loss is always kept; 0: all).") var saveTotalLimit: Int = 0
     @Option(help: "Evaluation data (same formats as --data): loss and perplexity logged beside the training metrics.") var evalData: String?
     @Option(help: "Evaluate every N steps (0: only at the end).") var evalSteps: Int = 0
@@ -73,6 +75,7 @@ struct TrainCommand: ParsableCommand {
 
     func validate() throws {
         guard FourBitType(rawValue: bnb4bitQuantType) != nil else { throw ValidationError("--bnb-4bit-quant-type must be nf4 or fp4") }
+        guard OptimizerKind(rawValue: optim) != nil else { throw ValidationError("--optim must be adamw, adamw_8bit or sgd") }
         guard LRSchedule(rawValue: lrScheduler) != nil else { throw ValidationError("--lr-scheduler must be constant, linear or cosine") }
         guard gradientCheckpointing == "auto" || CheckpointPolicy(rawValue: gradientCheckpointing) != nil else {
             throw ValidationError("--gradient-checkpointing must be auto, none, recompute or offload")
@@ -113,7 +116,11 @@ struct TrainCommand: ParsableCommand {
     private func train() throws {
         let modelURL = URL(fileURLWithPath: model)
         let lm = try LanguageModel.load(folder: modelURL, quantize: loadIn4bit ? QuantizeOnLoad(type: FourBitType(rawValue: bnb4bitQuantType)!, doubleQuant: !noDoubleQuant) : nil)
-        if let adapter {
+        let resume = try resumeFromCheckpoint.map { try resolveCheckpoint($0) }
+        if let resume {
+            try PEFTAdapter.load(resume, into: lm, seed: seed)
+            if let loraDropout { lm.setDropout(loraDropout) }
+        } else if let adapter {
             try PEFTAdapter.load(URL(fileURLWithPath: adapter), into: lm, seed: seed)
             if let loraDropout { lm.setDropout(loraDropout) }
         } else {
@@ -127,6 +134,7 @@ struct TrainCommand: ParsableCommand {
         p.batchSize = batchSize; p.gradientAccumulationSteps = gradientAccumulationSteps; p.maxSeqLength = maxSeqLength
         p.seed = seed; p.shuffle = !noShuffle
         p.packing = dataOptions.packing
+        p.optimizer = OptimizerKind(rawValue: optim)!
         // The memory plan decides the policy (auto) and refuses runs that cannot fit.
         let longest = min(maxSeqLength, rows.map(\.ids.count).max() ?? maxSeqLength)
         let tokens = dataOptions.packing ? maxSeqLength : longest
@@ -147,6 +155,7 @@ struct TrainCommand: ParsableCommand {
         p.checkpointing = chosen
         let plan = planFor(chosen, tokens)
         let trainer = try Trainer(model: lm, rows: rows, params: p)
+        if let resume { try trainer.restoreState(from: resume) }
         if let offloadDir { trainer.engine.offloadDirectory = URL(fileURLWithPath: offloadDir) }
         trainer.engine.minimumOffloadBytes = offloadMinBytes
         let compressedTier = offloadTier == "compressed" ? CompressedHostTier() : nil
@@ -160,11 +169,12 @@ struct TrainCommand: ParsableCommand {
         progress.header("memory plan: \(ByteCount.format(plan.peakBytes)) peak with --gradient-checkpointing \(chosen.rawValue) at \(batchSize) x \(tokens) tokens" +
                         (budget < Int.max ? " (budget \(ByteCount.format(budget)))" : ""))
         let metricsPath = metrics ?? out.appendingPathComponent("metrics.jsonl").path
-        let metricsWriter = try MetricsWriter(path: metricsPath)
+        let metricsWriter = try MetricsWriter(path: metricsPath, keepThrough: resume == nil ? nil : trainer.step)
         var run = RunRecord(configuration: ConfigFile.display(ConfigFile.values(of: self)), plan: plan, policy: chosen.rawValue, metricsFile: metricsPath)
         try run.write(to: out)
         var failure: Error?
-        var checkpoints: [Int] = []
+        var checkpoints: [Int] = resume == nil ? [] : Self.checkpointSteps(in: out).filter { $0 <= trainer.step }
+        if let resume { progress.header("resumed from \(resume.path) at step \(trainer.step)") }
         try trainer.run { step in
             var m = step
             do {
@@ -175,7 +185,7 @@ struct TrainCommand: ParsableCommand {
                 progress.update(m)
                 try metricsWriter.write(m)
                 if saveSteps > 0, m.step % saveSteps == 0, m.step < maxSteps {
-                    try PEFTAdapter.save(lm, to: out.appendingPathComponent("checkpoint-\(m.step)"), baseModel: model)
+                    try saveCheckpoint(trainer, lm, to: out, step: m.step)
                     checkpoints.append(m.step)
                     if let e = m.eval_loss, run.bestEvalLoss.map({ e < $0 }) ?? true { run.bestCheckpoint = "checkpoint-\(m.step)"; run.bestEvalLoss = e }
                     // --save-total-limit: drop the oldest, never the best.
@@ -206,15 +216,66 @@ struct TrainCommand: ParsableCommand {
     }
 }
 
+extension TrainCommand {
+    /// OUTPUT/checkpoint-N: the adapter, optimizer.safetensors and trainer_state.json, written into a hidden folder
+    /// and renamed when complete, so a checkpoint is never half-written (a kill leaves only the hidden folder).
+    func saveCheckpoint(_ trainer: Trainer, _ lm: LanguageModel, to out: URL, step: Int) throws {
+        let fm = FileManager.default
+        let final = out.appendingPathComponent("checkpoint-\(step)")
+        let tmp = out.appendingPathComponent(".checkpoint-\(step).partial")
+        try? fm.removeItem(at: tmp)
+        try PEFTAdapter.save(lm, to: tmp, baseModel: model)
+        try trainer.saveState(to: tmp)
+        try? fm.removeItem(at: final)
+        guard rename(tmp.path, final.path) == 0 else { throw ValidationError("cannot rename \(tmp.path) to \(final.path): \(String(cString: strerror(errno)))") }
+    }
+
+    /// Steps of the complete checkpoint-N folders in `out`.
+    static func checkpointSteps(in out: URL) -> [Int] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: out.path)) ?? []
+        return names.compactMap { n -> Int? in
+            guard n.hasPrefix("checkpoint-"), let s = Int(n.dropFirst("checkpoint-".count)),
+                  FileManager.default.fileExists(atPath: out.appendingPathComponent(n).appendingPathComponent(Trainer.stateFile).path) else { return nil }
+            return s
+        }.sorted()
+    }
+
+    /// --resume-from-checkpoint: a folder, or 'latest' (the newest complete checkpoint in --output).
+    func resolveCheckpoint(_ arg: String) throws -> URL {
+        if arg == "latest" {
+            let out = URL(fileURLWithPath: output)
+            guard let last = Self.checkpointSteps(in: out).last else {
+                throw ValidationError("--resume-from-checkpoint latest: \(output) holds no complete checkpoint-N folder (written by --save-steps)")
+            }
+            return out.appendingPathComponent("checkpoint-\(last)")
+        }
+        let url = URL(fileURLWithPath: arg)
+        guard FileManager.default.fileExists(atPath: url.appendingPathComponent(Trainer.stateFile).path) else {
+            throw ValidationError("--resume-from-checkpoint: \(arg) has no \(Trainer.stateFile); give a checkpoint-N folder written by --save-steps, or 'latest'")
+        }
+        return url
+    }
+}
+
 /// Appends one JSON object per line.
 final class MetricsWriter {
     let handle: FileHandle
-    init(path: String) throws {
+    /// `keepThrough`: on resume, the rows of steps up to this one are kept and later ones dropped.
+    init(path: String, keepThrough: Int? = nil) throws {
         let url = URL(fileURLWithPath: path)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: path, contents: nil)
+        var kept = Data()
+        if let keepThrough, let old = FileManager.default.contents(atPath: path) {
+            for line in old.split(separator: 0x0A) {
+                if let o = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any], let st = o["step"] as? Int, st <= keepThrough {
+                    kept.append(Data(line)); kept.append(0x0A)
+                }
+            }
+        }
+        FileManager.default.createFile(atPath: path, contents: kept)
         guard let h = FileHandle(forWritingAtPath: path) else { throw ValidationError("--metrics: cannot write \(path)") }
         handle = h
+        h.seekToEndOfFile()
     }
     func write(_ m: StepMetrics) throws {
         let enc = JSONEncoder()
