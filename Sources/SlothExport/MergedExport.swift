@@ -200,12 +200,15 @@ public enum MergedExport {
                 "_load_in_4bit": true, "_load_in_8bit": false, "bnb_4bit_compute_dtype": compute, "bnb_4bit_quant_storage": "uint8",
                 "bnb_4bit_quant_type": q.type.rawValue, "bnb_4bit_use_double_quant": q.doubleQuant,
                 "llm_int8_enable_fp32_cpu_offload": false, "llm_int8_has_fp16_weight": false, "llm_int8_skip_modules": NSNull(),
-                "llm_int8_threshold": 6.0, "load_in_4bit": true, "load_in_8bit": false, "quant_method": "bitsandbytes",
+                "llm_int8_threshold": "\u{0}float:6.0", "load_in_4bit": true, "load_in_8bit": false, "quant_method": "bitsandbytes",
             ] as [String: Any]
         } else {
             dict["quantization_config"] = nil
         }
-        return try JSONSerialization.data(withJSONObject: dict, options: [.prettyPrinted, .sortedKeys]) + Data("\n".utf8)
+        var text = String(decoding: try JSONSerialization.data(withJSONObject: dict, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self)
+        // JSONSerialization writes 6.0 as 6; transformers insists llm_int8_threshold is a float.
+        text = text.replacingOccurrences(of: "\"\\u0000float:6.0\"", with: "6.0")
+        return Data((text + "\n").utf8)
     }
 
     /// Free bytes on the file system that will hold `url` (its nearest existing ancestor).

@@ -12,6 +12,10 @@ Checks, for every row of --data:
   3. tensor by tensor, the merged weights equal PEFT's merged weights: exactly (fp32, to 1e-6 relative)
      or within one unit in the last place of the 16-bit dtype.
 
+A bitsandbytes 4-bit --model (config.json with quantization_config) is loaded as transformers loads it (every decoder
+linear a Linear4bit, fp32 compute); PEFT applies the adapter on it (QLoRA), and the reference merged weights are
+bitsandbytes' dequantized weight + PEFT's delta (get_delta_weight), in fp32 (merge_and_unload would quantize again).
+
     python3 scripts/golden/export/check_merged.py --model Tests/Fixtures/models/llama \\
         --adapter Tests/Fixtures/models/llama/adapter --merged out/merged --data Tests/Fixtures/models/llama/data.jsonl
 
@@ -30,6 +34,28 @@ def rows(path):
             if line.strip():
                 out.append(json.loads(line)["input_ids"])
     return out
+
+
+def reference_4bit(model, has_adapter):
+    """fp32 weights of a 4-bit model (+ adapter): dequantized Linear4bit weights + LoRA deltas, other tensors as loaded."""
+    import torch
+    import bitsandbytes as bnb
+    import bitsandbytes.functional as bF
+    inner = model.base_model.model if has_adapter else model
+    state = {}
+    for name, m in inner.named_modules():
+        base = m.get_base_layer() if hasattr(m, "get_base_layer") else m
+        if not isinstance(base, bnb.nn.Linear4bit) or name.endswith(".base_layer"):
+            continue
+        w = bF.dequantize_4bit(base.weight.data, base.weight.quant_state).float()
+        if has_adapter and hasattr(m, "get_delta_weight") and "default" in getattr(m, "lora_A", {}):
+            w = w + m.get_delta_weight("default").float()
+        state[name + ".weight"] = w
+    skip = ("absmax", "quant_map", "quant_state", "lora_", "base_layer")
+    for k, v in inner.state_dict().items():
+        if k not in state and v.dtype.is_floating_point and not any(s in k for s in skip):
+            state[k] = v.detach().float()
+    return state
 
 
 def main():
@@ -52,7 +78,14 @@ def main():
         if not os.path.isfile(os.path.join(p, "config.json")):
             print(f"error: {p}: no config.json", file=sys.stderr)
             return 2
-    ref = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32, attn_implementation="eager")
+    quantized = "quantization_config" in json.load(open(os.path.join(args.model, "config.json")))
+    if quantized:
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "quant"))
+        from bnb_generic import fp32_compute, use_generic_4bit
+        use_generic_4bit()
+        ref = fp32_compute(AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32, attn_implementation="eager", device_map="cpu"))
+    else:
+        ref = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32, attn_implementation="eager")
     if args.adapter:
         ref = PeftModel.from_pretrained(ref, args.adapter)
     ref.eval()
@@ -63,8 +96,11 @@ def main():
             return [model(input_ids=torch.tensor([ids])).logits.float()[0] for ids in data]
 
     want = logits(ref)
-    merged_ref = ref.merge_and_unload() if args.adapter else ref
-    ref_state = {k: v.detach().clone() for k, v in merged_ref.state_dict().items()}
+    if quantized:
+        merged_ref, ref_state = None, reference_4bit(ref, bool(args.adapter))
+    else:
+        merged_ref = ref.merge_and_unload() if args.adapter else ref
+        ref_state = {k: v.detach().clone() for k, v in merged_ref.state_dict().items()}
 
     # The merged files, raw.
     got, dtypes = {}, set()
@@ -75,7 +111,8 @@ def main():
                     got[k] = st.get_tensor(k)
                     dtypes.add(got[k].dtype)
     dtype = torch.float32 if dtypes == {torch.float32} else next(iter(dtypes - {torch.float32}), torch.float32)
-    missing = [k for k in ref_state if k not in got and not (k == "lm_head.weight" and merged_ref.config.tie_word_embeddings)]
+    tied = (merged_ref or ref).config.tie_word_embeddings
+    missing = [k for k in ref_state if k not in got and not (k == "lm_head.weight" and tied)]
     if missing:
         print(f"FAIL: merged checkpoint lacks {missing[:3]}")
         return 1
@@ -96,7 +133,8 @@ def main():
             if d > worst:
                 worst, worst_name = d, k
     unit = "relative" if dtype == torch.float32 else f"{str(dtype).replace('torch.', '')} ulp"
-    print(f"weights: {len(got)} tensors vs PEFT merge_and_unload: max diff {worst:.3g} {unit}" + (f" ({worst_name})" if worst_name else " (identical)"))
+    against = "bitsandbytes dequantize + PEFT get_delta_weight" if quantized else "PEFT merge_and_unload"
+    print(f"weights: {len(got)} tensors vs {against}: max diff {worst:.3g} {unit}" + (f" ({worst_name})" if worst_name else " (identical)"))
     if (dtype == torch.float32 and worst > 1e-6) or (dtype != torch.float32 and worst > 1):
         print("FAIL: merged weights differ from PEFT's")
         ok = False
@@ -107,6 +145,9 @@ def main():
     if dtype == torch.float32:
         bound = want
         label = "base + adapter in PEFT"
+    elif quantized:
+        print("FAIL: a merged checkpoint from a 4-bit base is checked in fp32 only")
+        return 1
     else:
         merged_ref.load_state_dict({k: v.to(dtype).float() for k, v in ref_state.items()}, strict=False)
         bound = logits(merged_ref)

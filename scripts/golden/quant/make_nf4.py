@@ -9,14 +9,13 @@ Writes Tests/Fixtures/quant/:
   nf4 without it (`<case>.nf4.*`) and fp4 with it (`<case>.fp4dq.*`): the packed codes, the absmax
   (uint8 + nested_absmax + offset, or f32), the maps, and `dequantize_4bit`'s output (`.dequant`).
 - `<arch>-bnb-4bit/` (llama, gemma, qwen2): the tiny models of Tests/Fixtures/models loaded by transformers
-  with `BitsAndBytesConfig(load_in_4bit, nf4, double quant, compute float32)` and saved with
+  in their own dtype with `BitsAndBytesConfig(load_in_4bit, nf4, double quant, compute float32)` and saved with
   `save_pretrained`, plus `losses.json`: the per-token losses of that 4-bit model (fp32 compute) on the
   model's data.jsonl rows, each row alone.
 
-bitsandbytes 0.50.2's C dequantizer for CPU has a bug: with AVX-512 and in_features % 16 == 0 but % 64 != 0 (the tiny
-models' down_proj, 96 inputs) it indexes absmax per row instead of per flat block and so dequantizes with the wrong
-scales. This script replaces that kernel with bitsandbytes' own generic one (`backends/default/ops.py`, the
-semantics of its CUDA kernel and of quantize_4bit) so the goldens do not depend on the machine's CPU.
+bitsandbytes 0.50.2's C dequantizer for CPU has a bug (with AVX-512 and in_features % 16 == 0 but % 64 != 0, the tiny
+models' down_proj, it uses the wrong scales): this script uses bitsandbytes' own generic kernel instead, see
+bnb_generic.py, so the goldens do not depend on the machine's CPU.
 
 torch.mean (the double-quant offset) is computed with one thread: above 32768 blocks torch splits the sum across
 threads and its result then depends on the thread count.
@@ -35,20 +34,12 @@ import bitsandbytes.functional as F
 from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bnb_generic import fp32_compute, use_generic_4bit  # noqa: E402
+
 OUT = "Tests/Fixtures/quant"
-
-
-def use_generic_dequantize():
-    from bitsandbytes.backends.default.ops import _dequantize_4bit_compute
-    from bitsandbytes.backends.utils import _get_4bit_code
-
-    def dequantize_4bit(A, absmax, blocksize, quant_type, shape, dtype):
-        if A.dtype != torch.uint8:
-            A = A.view(torch.uint8)
-        code = _get_4bit_code(quant_type, A.device)
-        return _dequantize_4bit_compute(A.reshape(-1), absmax, code, blocksize, shape, dtype)
-
-    torch.library.register_kernel("bitsandbytes::dequantize_4bit", "cpu", dequantize_4bit)
 MODELS = "Tests/Fixtures/models"
 
 
@@ -105,16 +96,15 @@ def prequantized(arch):
     shutil.rmtree(dst, ignore_errors=True)
     cfg = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                              bnb_4bit_compute_dtype=torch.float32)
-    model = AutoModelForCausalLM.from_pretrained(src, quantization_config=cfg, device_map="cpu", dtype=torch.float32)
+    # Loaded in the checkpoint's own dtype (qwen2's is bfloat16: quant_state dtype bfloat16, embeddings bf16), as
+    # transformers users load models.
+    model = AutoModelForCausalLM.from_pretrained(src, quantization_config=cfg, device_map="cpu", dtype="auto")
     model.save_pretrained(dst)
-    # Goldens from the checkpoint as written (reloaded).
-    model = AutoModelForCausalLM.from_pretrained(dst, device_map="cpu")
+    # Goldens from the checkpoint as written (reloaded), in fp32 compute: 16-bit tensors upcast, 4-bit weights
+    # dequantized to their quant_state dtype and then cast to fp32, as bitsandbytes does.
+    model = AutoModelForCausalLM.from_pretrained(dst, device_map="cpu", dtype=torch.float32)
     model.eval()
-    # bitsandbytes 0.50's CPU inference path repacks weights for a bf16 AVX-512 kernel (bf16 compute, and it fails
-    # when in_features is not a multiple of 64); turn it off so the goldens are fp32 dequantize + F.linear.
-    for m in model.modules():
-        if isinstance(m, bnb.nn.Linear4bit):
-            m.support_avx512bf16_for_cpu = False
+    fp32_compute(model)  # fp32 dequantize + F.linear (see bnb_generic.py)
     rows = [json.loads(l) for l in open(os.path.join(src, "data.jsonl"))]
     losses = []
     with torch.no_grad():
@@ -131,7 +121,7 @@ def prequantized(arch):
 
 def main():
     torch.set_num_threads(1)
-    use_generic_dequantize()
+    use_generic_4bit()
     os.makedirs(OUT, exist_ok=True)
     blockwise()
     for arch in ["llama", "gemma", "qwen2"]:

@@ -1,0 +1,140 @@
+import Testing
+import Foundation
+import Sloth
+
+enum QuantFixtures {
+    static let root = TrainFixtures.models.deletingLastPathComponent().appendingPathComponent("quant")
+    static let repo = TrainFixtures.models.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+}
+
+/// True when Python has transformers + bitsandbytes (installed by scripts/setup.d/python-reference.sh).
+let pythonBitsandbytesAvailable = pythonCanImport("torch, transformers, peft, bitsandbytes", skipping: "bitsandbytes interop",
+                                                  hint: "run scripts/setup.d/python-reference.sh")
+
+func metricsLosses(_ dir: URL) throws -> [Double] {
+    try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n").map {
+        (try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["loss"] as! Double
+    }
+}
+
+/// kill -9 in the middle of training, then --resume-from-checkpoint latest: the loss curve and the final adapter are
+/// exactly those of the uninterrupted run; every checkpoint-N folder is complete. Once with fp32 AdamW on the fp32
+/// model, once as QLoRA with 8-bit AdamW and LoRA dropout (the dropout counter and 8-bit states resume too).
+@Test(arguments: [["--optim", "adamw"], ["--optim", "adamw_8bit", "--load-in-4bit", "--lora-dropout", "0.1", "--lora-rank", "32"]])
+func killAndResumeContinuesExactly(_ extra: [String]) throws {
+    let tmp = TrainFixtures.tempDir()
+    defer { try? FileManager.default.removeItem(at: tmp) }
+    let args = ["train", "--model", QuantFixtures.repo.appendingPathComponent("models/demo").path,
+                "--data", QuantFixtures.repo.appendingPathComponent("data/demo.jsonl").path, "--max-steps", "24", "--save-steps", "3",
+                "--batch-size", "2", "--learning-rate", "1e-3", "--quiet", "--no-report"] + extra
+    let a = tmp.appendingPathComponent("a"), b = tmp.appendingPathComponent("b")
+    let (s0, _, e0) = try CLI.run(args + ["--output", a.path])
+    try #require(s0 == 0, "\(e0)")
+    // The same run, killed with SIGKILL once its second checkpoint is complete.
+    let p = Process()
+    p.executableURL = CLI.binary
+    p.arguments = args + ["--output", b.path]
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    let deadline = Date().addingTimeInterval(120)
+    while !FileManager.default.fileExists(atPath: b.appendingPathComponent("checkpoint-6/trainer_state.json").path) && p.isRunning && Date() < deadline {
+        usleep(2_000)
+    }
+    kill(p.processIdentifier, SIGKILL)
+    p.waitUntilExit()
+    let killedAt = try metricsLosses(b).count
+    for n in try FileManager.default.contentsOfDirectory(atPath: b.path) where n.hasPrefix("checkpoint-") {
+        for f in ["adapter_model.safetensors", "adapter_config.json", "optimizer.safetensors", "trainer_state.json"] {
+            #expect(FileManager.default.fileExists(atPath: b.appendingPathComponent(n).appendingPathComponent(f).path), "\(n)/\(f)")
+        }
+    }
+    let (s1, _, e1) = try CLI.run(args + ["--output", b.path, "--resume-from-checkpoint", "latest"])
+    try #require(s1 == 0, "\(e1)")
+    let la = try metricsLosses(a), lb = try metricsLosses(b)
+    print("kill -9 after \(killedAt) of 24 steps (\(extra.joined(separator: " "))), resumed: \(lb.count) losses, identical: \(la == lb)")
+    #expect(la.count == 24)
+    #expect(la == lb)
+    #expect(try Data(contentsOf: a.appendingPathComponent("adapter_model.safetensors")) == Data(contentsOf: b.appendingPathComponent("adapter_model.safetensors")))
+}
+
+@Test func resumeWithOtherSettingsIsAClearError() throws {
+    let tmp = TrainFixtures.tempDir()
+    defer { try? FileManager.default.removeItem(at: tmp) }
+    let dir = TrainFixtures.models.appendingPathComponent("llama")
+    let args = ["train", "--model", dir.path, "--data", dir.appendingPathComponent("data.jsonl").path, "--output", tmp.path,
+                "--max-steps", "4", "--save-steps", "2", "--quiet", "--no-report"]
+    let (s0, _, e0) = try CLI.run(args)
+    try #require(s0 == 0, "\(e0)")
+    let (s1, _, e1) = try CLI.run(args + ["--resume-from-checkpoint", "latest", "--learning-rate", "1e-3", "--optim", "sgd"])
+    #expect(s1 != 0)
+    #expect(e1.contains("trainer_state.json") && e1.contains("--learning-rate") && e1.contains("--optim adamw"), "\(e1)")
+    let (s2, _, e2) = try CLI.run(args + ["--resume-from-checkpoint", tmp.appendingPathComponent("nope").path])
+    #expect(s2 != 0 && e2.contains("trainer_state.json"), "\(e2)")
+}
+
+/// `sloth export bnb-4bit` writes exactly what transformers + bitsandbytes save for the same model: every tensor byte
+/// for byte (Tests/Fixtures/quant/<arch>-bnb-4bit); Sloth loads it back as 4-bit.
+@Test(arguments: ["llama", "gemma", "qwen2"])
+func bnb4bitExportEqualsTransformers(_ arch: String) throws {
+    let tmp = TrainFixtures.tempDir()
+    defer { try? FileManager.default.removeItem(at: tmp) }
+    let out = tmp.appendingPathComponent("q")
+    let (s, _, e) = try CLI.run(["export", "bnb-4bit", "--model", TrainFixtures.models.appendingPathComponent(arch).path, "--output", out.path, "--quiet",
+                                 "--compute-dtype", "float32"])
+    try #require(s == 0, "\(e)")
+    let mine = try SafeTensorsCollection(path: out), theirs = try SafeTensorsCollection(path: QuantFixtures.root.appendingPathComponent("\(arch)-bnb-4bit"))
+    #expect(mine.names == theirs.names)
+    var differing: [String] = []
+    for n in theirs.names {
+        let same = try Array(mine.rawBytes(n)) == Array(theirs.rawBytes(n)) && mine.entry(n)?.shape == theirs.entry(n)?.shape
+        if !same { differing.append(n) }
+    }
+    print("\(arch) bnb-4bit export: \(theirs.names.count) tensors, \(differing.count) differ from transformers + bitsandbytes")
+    #expect(differing.isEmpty, "\(differing.prefix(5))")
+    let cfg = try ModelConfig.load(from: out)
+    #expect(cfg.quantization == BNB4BitConfig(type: .nf4, doubleQuant: true, computeDtype: "float32", skipModules: nil))
+    let lm = try LanguageModel.load(folder: out)
+    #expect(lm.fourBit == QuantizeOnLoad())
+}
+
+/// transformers + bitsandbytes load Sloth's bnb-4bit export and give the per-token losses of their own 4-bit model
+/// (scripts/interop/check_bnb.py; fp32 compute).
+@Test(.enabled(if: pythonBitsandbytesAvailable), arguments: ["llama", "gemma", "qwen2"])
+func bnb4bitExportLoadsInTransformers(_ arch: String) throws {
+    let tmp = TrainFixtures.tempDir()
+    defer { try? FileManager.default.removeItem(at: tmp) }
+    let out = tmp.appendingPathComponent("q")
+    let (s, _, e) = try CLI.run(["export", "bnb-4bit", "--model", TrainFixtures.models.appendingPathComponent(arch).path, "--output", out.path, "--quiet",
+                                 "--compute-dtype", "float32"])
+    try #require(s == 0, "\(e)")
+    let (code, text) = try runReferenceScript("scripts/interop/check_bnb.py", ["--model", out.path, "--losses",
+                                                QuantFixtures.root.appendingPathComponent("\(arch)-bnb-4bit/losses.json").path])
+    print("\(arch): " + text.split(separator: "\n").filter { !$0.contains("Loading") && !$0.contains("kernels") }.joined(separator: "\n  "))
+    #expect(code == 0)
+}
+
+/// Merging into a 4-bit base: `sloth export merged` from the bnb-4bit checkpoint dequantizes W and adds s B A; the
+/// result loads in transformers and gives PEFT's logits for the adapter on the 4-bit base, for a PEFT-written
+/// adapter and for one Sloth trained by QLoRA on that base.
+@Test(.enabled(if: pythonBitsandbytesAvailable), arguments: ["llama", "gemma"], ["fixture", "qlora"])
+func mergedFromNF4BaseMatchesPEFT(_ arch: String, _ adapterKind: String) throws {
+    let tmp = TrainFixtures.tempDir()
+    defer { try? FileManager.default.removeItem(at: tmp) }
+    let base = QuantFixtures.root.appendingPathComponent("\(arch)-bnb-4bit"), src = TrainFixtures.models.appendingPathComponent(arch)
+    var adapter = src.appendingPathComponent("adapter")
+    if adapterKind == "qlora" {
+        adapter = tmp.appendingPathComponent("adapter")
+        let (s, _, e) = try CLI.run(["train", "--model", base.path, "--data", src.appendingPathComponent("data.jsonl").path, "--output", adapter.path,
+                                     "--max-steps", "4", "--learning-rate", "0.01", "--lora-rank", "4", "--quiet", "--no-report"])
+        try #require(s == 0, "\(e)")
+    }
+    let out = tmp.appendingPathComponent("merged")
+    let (s, _, e) = try CLI.run(["export", "merged", "--model", base.path, "--adapter", adapter.path, "--output", out.path, "--quiet"])
+    try #require(s == 0, "\(e)")
+    let cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("config.json"))) as! [String: Any]
+    #expect(cfg["quantization_config"] == nil, "a merged 16/32-bit checkpoint has no quantization_config")
+    let (code, text) = try runReferenceScript("scripts/golden/export/check_merged.py", [
+        "--model", base.path, "--adapter", adapter.path, "--merged", out.path, "--data", src.appendingPathComponent("data.jsonl").path])
+    print("\(arch) \(adapterKind) on NF4: " + text.split(separator: "\n").filter { !$0.contains("Loading") && !$0.contains("kernels") }.joined(separator: "\n  "))
+    #expect(code == 0)
+}
