@@ -166,6 +166,10 @@ struct TrainCommand: ParsableCommand {
         let progress = Progress(total: maxSteps, quiet: quiet, json: logFormat == "json")
         progress.header("sloth train: \(lm.config.architecture.rawValue), \(lm.config.numHiddenLayers) layers, \(rows.count) rows, " +
                         "\(lm.trainableParameterCount) trainable parameters (LoRA r=\(lm.lora!.rank), alpha=\(lm.lora!.alpha))")
+        let wb = lm.weightBytes, linearParams = lm.layers.count * LinearModule.allCases.reduce(0) { $0 + lm.layers[0].linear($1).inFeatures * lm.layers[0].linear($1).outFeatures }
+        progress.header(String(format: "weights: %@ (decoder linears %@%@, other %@ fp32)", ByteCount.format(wb.linear + wb.other), ByteCount.format(wb.linear),
+                               lm.fourBit != nil ? String(format: " in 4 bits = %.4f bytes per parameter", Double(wb.linear) / Double(linearParams)) : " fp32",
+                               ByteCount.format(wb.other)))
         progress.header("memory plan: \(ByteCount.format(plan.peakBytes)) peak with --gradient-checkpointing \(chosen.rawValue) at \(batchSize) x \(tokens) tokens" +
                         (budget < Int.max ? " (budget \(ByteCount.format(budget)))" : ""))
         let metricsPath = metrics ?? out.appendingPathComponent("metrics.jsonl").path
