@@ -144,7 +144,7 @@ public enum MemoryPlanner {
             .init(name: "runtime", bytes: runtimeBytes, resident: true),
         ]
         if let linearBytes {
-            parts.append(.init(name: "linear weights (4-bit \(fourBit!.type.rawValue)\(fourBit!.doubleQuant ? ", double quant" : ""))", bytes: linearBytes, resident: true))
+            parts.append(.init(name: "linear weights (4-bit \(fourBit!.type.rawValue)\(fourBit!.doubleQuant ? "+dq" : ""))", bytes: linearBytes, resident: true))
             parts.append(.init(name: "other weights (fp32)", bytes: (counts.weights - linearCount) * 4, resident: true))
         } else {
             parts.append(.init(name: "weights (fp32)", bytes: counts.weights * 4, resident: true))
