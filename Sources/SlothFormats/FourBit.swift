@@ -266,9 +266,9 @@ public struct FourBitTensor: Sendable, Equatable {
     /// The per-block absmax as the dequantizer uses it (nested: map[code] * nested_absmax + offset, in float32).
     public func blockScales() -> [Float] { (0..<blocks).map(scale(ofBlock:)) }
 
-    /// Dequantizes values `range` (flat indices) into `out` (count = range.count): codebook[code] * absmax, rounded to
-    /// `dtype` when that is 16-bit, as bitsandbytes' `dequantize_4bit` returns them. Scales are computed per block, so
-    /// no per-tensor array is held.
+    /// Dequantizes values `range` (flat indices) into `out` (count = range.count): codebook[code] * absmax in fp32, what
+    /// bitsandbytes' 4-bit matmul computes with for fp32 inputs (`F.dequantize_4bit` alone would round to `dtype`).
+    /// Scales are computed per block, so no per-tensor array is held.
     public func dequantize(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
         guard !range.isEmpty else { return }
         let cb = type.codebook, bs = blocksize
@@ -286,12 +286,6 @@ public struct FourBitTensor: Sendable, Equatable {
                     i = end
                 }
             }
-        }
-        // bitsandbytes dequantizes to the original dtype (then casts to the compute dtype).
-        switch dtype {
-        case "bfloat16": for j in 0..<range.count { out[j] = HalfConversion.bf16ToF32(HalfConversion.f32ToBF16(out[j])) }
-        case "float16": for j in 0..<range.count { out[j] = HalfConversion.f16ToF32(HalfConversion.f32ToF16(out[j])) }
-        default: break
         }
     }
 

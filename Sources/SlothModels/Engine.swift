@@ -292,7 +292,7 @@ public final class Engine: @unchecked Sendable {
         let xf = arena.tensor("final.xf", [n, D]), rstdf = arena.tensor("final.rstd", [n]), dxf = arena.tensor("final.dxf", [n, D])
         RMSNorm.forward(out: xf.data, rstd: rstdf.data, input: last.data, weight: model.finalNorm.data, rows: n, dim: D, eps: c.rmsNormEps, offset: c.architecture.normOffset)
         let lossSum = CrossEntropy.forwardBackward(hidden: xf.data, weight: model.lmHead.data, targets: batch.targets, tokens: n, dim: D,
-                                                   vocab: c.vocabSize, gradScale: gradScale, dHidden: dxf.data)
+                                                   vocab: c.vocabSize, gradScale: gradScale, dHidden: dxf.data, dWeight: model.lmHeadGrad?.data)
         var dOut = arena.tensor("grad.dOut", [n, D]), dIn = arena.tensor("grad.dIn", [n, D])
         RMSNorm.backward(dInput: dOut.data, dWeight: nil, dOut: dxf.data, input: last.data, weight: model.finalNorm.data, rstd: rstdf.data,
                          rows: n, dim: D, offset: c.architecture.normOffset)
@@ -314,6 +314,13 @@ public final class Engine: @unchecked Sendable {
             }
             layerBackward(layer, cache: cache, dOut: dOut, dIn: dIn, g: grads, batch: batch, cos: cos, sin: sin, tiledMLP: policy != .none)
             swap(&dOut, &dIn)
+        }
+        if let g = model.embedGrad {
+            // dOut is the gradient of the embedding output; rows of repeated ids add up.
+            let scale: Float = c.architecture.scalesEmbeddings ? Float(c.hiddenSize).squareRoot() : 1
+            batch.ids.withUnsafeBufferPointer { ids in
+                Embedding.backward(dTable: g.data, dOut: dOut.data, ids: ids.baseAddress!, tokens: n, dim: D, scale: scale)
+            }
         }
         return lossSum
     }

@@ -41,6 +41,11 @@ public struct DictionaryWeights: WeightSource {
     }
 }
 
+/// Whole modules trained beside LoRA and saved in the adapter (PEFT's `modules_to_save`).
+public enum SavedModule: String, CaseIterable, Sendable {
+    case embedTokens = "embed_tokens", lmHead = "lm_head"
+}
+
 /// One decoder layer's weights.
 public final class DecoderLayer: @unchecked Sendable {
     public let inputNorm: Tensor          // (D)
@@ -73,6 +78,11 @@ public final class LanguageModel: @unchecked Sendable {
     /// (V, D); the embedding itself when tied.
     public let lmHead: Tensor
     public internal(set) var lora: LoRAConfig?
+    /// Modules trained in full beside LoRA (`--modules-to-save`), with their gradients. In a tied model embed_tokens and
+    /// lm_head are one tensor with one gradient (both uses add into it).
+    public private(set) var modulesToSave: [SavedModule] = []
+    public private(set) var embedGrad: Tensor?
+    public private(set) var lmHeadGrad: Tensor?
 
     init(config: ModelConfig, embedTokens: Tensor, layers: [DecoderLayer], finalNorm: Tensor, lmHead: Tensor) {
         self.config = config; self.embedTokens = embedTokens; self.layers = layers; self.finalNorm = finalNorm; self.lmHead = lmHead
@@ -189,10 +199,33 @@ public final class LanguageModel: @unchecked Sendable {
     }
 
     /// Number of trainable (LoRA) parameters.
-    public var trainableParameterCount: Int { loraPairs.reduce(0) { $0 + $1.pair.a.count + $1.pair.b.count } }
+    public var trainableParameterCount: Int {
+        loraPairs.reduce(0) { $0 + $1.pair.a.count + $1.pair.b.count } + savedModuleParameters.reduce(0) { $0 + $1.param.count }
+    }
 }
 
 extension LanguageModel {
+    /// Trains `modules` in full (their gradients are allocated here). Tied models share one tensor and one gradient.
+    public func trainModules(_ modules: [SavedModule]) {
+        modulesToSave = SavedModule.allCases.filter(modules.contains)
+        let tied = lmHead === embedTokens
+        embedGrad = nil; lmHeadGrad = nil
+        if tied {
+            if !modulesToSave.isEmpty { let g = Tensor(embedTokens.shape); embedGrad = g; lmHeadGrad = g }
+        } else {
+            if modulesToSave.contains(.embedTokens) { embedGrad = Tensor(embedTokens.shape) }
+            if modulesToSave.contains(.lmHead) { lmHeadGrad = Tensor(lmHead.shape) }
+        }
+    }
+
+    /// The distinct trained module tensors and their gradients, in a fixed order (embed_tokens, then lm_head unless tied).
+    public var savedModuleParameters: [(module: SavedModule, param: Tensor, grad: Tensor)] {
+        var out: [(SavedModule, Tensor, Tensor)] = []
+        if let g = embedGrad { out.append((.embedTokens, embedTokens, g)) }
+        if let g = lmHeadGrad, !(lmHeadGrad === embedGrad) { out.append((.lmHead, lmHead, g)) }
+        return out
+    }
+
     /// Changes the LoRA dropout probability of every pair (e.g. to override an adapter's setting).
     public func setDropout(_ p: Double) {
         for (_, pair) in loraPairs { pair.dropout = Float(p) }

@@ -73,12 +73,23 @@ public enum PEFTAdapter {
                 pairs[i, default: [:]][m] = (a, b)
             }
         }
+        // modules_to_save: whole embed_tokens / lm_head replacing the base's (copied in place; tied models share one).
+        var saved: [SavedModule] = []
+        for m in SavedModule.allCases {
+            let name = prefix + (m == .embedTokens ? "model.embed_tokens.weight" : "lm_head.weight")
+            guard let e = st.entry(name) else { continue }
+            let target = m == .embedTokens ? model.embedTokens : model.lmHead
+            guard e.shape == target.shape else { throw ModelError.wrongShape(file: file.path, tensor: name, expected: target.shape, found: e.shape) }
+            try st.readFloats(name, into: target.buffer)
+            used.insert(name); saved.append(m)
+        }
         let extra = st.names.filter { !used.contains($0) }
         if let first = extra.first {
             throw ModelError.unsupported(file: file.path, what: "tensor '\(first)'\(extra.count > 1 ? " and \(extra.count - 1) more" : "")",
                                          hint: "The adapter holds weights Sloth does not apply (modules_to_save, DoRA, other layers); it would be applied partially.")
         }
         model.setLoRA(lc, pairs: pairs, seed: seed)
+        model.trainModules(saved)
         return lc
     }
 
@@ -91,12 +102,16 @@ public enum PEFTAdapter {
             tensors.append(WritableTensor(name: prefix + path + ".lora_A.weight", shape: pair.a.shape, floats: pair.a.array))
             tensors.append(WritableTensor(name: prefix + path + ".lora_B.weight", shape: pair.b.shape, floats: pair.b.array))
         }
+        for m in model.modulesToSave {
+            let t = m == .embedTokens ? model.embedTokens : model.lmHead
+            tensors.append(WritableTensor(name: prefix + (m == .embedTokens ? "model.embed_tokens.weight" : "lm_head.weight"), shape: t.shape, floats: t.array))
+        }
         try SafeTensorsWriter.write(tensors, metadata: ["format": "pt"], to: dir.appendingPathComponent("adapter_model.safetensors"))
         let config: [String: Any] = [
             "alpha_pattern": [String: Any](), "auto_mapping": NSNull(), "base_model_name_or_path": baseModel, "bias": "none",
             "fan_in_fan_out": false, "inference_mode": true, "init_lora_weights": true, "layers_pattern": NSNull(),
             "layers_to_transform": NSNull(), "lora_alpha": lc.alpha == lc.alpha.rounded() ? Int(lc.alpha) as Any : lc.alpha as Any,
-            "lora_dropout": lc.dropout, "modules_to_save": NSNull(), "peft_type": "LORA", "r": lc.rank, "rank_pattern": [String: Any](),
+            "lora_dropout": lc.dropout, "modules_to_save": model.modulesToSave.isEmpty ? NSNull() as Any : model.modulesToSave.map(\.rawValue) as Any, "peft_type": "LORA", "r": lc.rank, "rank_pattern": [String: Any](),
             "revision": NSNull(), "target_modules": lc.targets.map(\.rawValue).sorted(), "task_type": "CAUSAL_LM",
             "use_dora": false, "use_rslora": lc.useRSLoRA,
         ]

@@ -23,6 +23,8 @@ public final class Optimizer: @unchecked Sendable {
     public var beta1: Float, beta2: Float, eps: Float, weightDecay: Float
     public internal(set) var step = 0
     let params: [Tensor], grads: [Tensor]
+    /// Per parameter: its learning rate as a multiple of the step's (e.g. embedding_learning_rate / learning_rate).
+    public var lrScales: [Float]
     /// Per parameter: fp32 moments, 8-bit moments, or none (SGD).
     enum State {
         case none
@@ -40,6 +42,7 @@ public final class Optimizer: @unchecked Sendable {
         self.kind = kind
         self.params = params; self.grads = grads
         self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
+        lrScales = Array(repeating: 1, count: params.count)
         states = params.map { p in
             switch kind {
             case .sgd: return .none
@@ -70,10 +73,11 @@ public final class Optimizer: @unchecked Sendable {
     }
 
     /// One update with learning rate `lr`.
-    public func update(lr: Float) {
+    public func update(lr stepLR: Float) {
         step += 1
         let b1 = beta1, b2 = beta2, eps = eps, wd = weightDecay
         for i in params.indices {
+            let lr = stepLR * lrScales[i]
             let p = params[i].data, g = grads[i].data, n = params[i].count
             switch states[i] {
             case .none:

@@ -22,6 +22,8 @@ public struct TrainingParameters: Sendable, Equatable {
     public var shuffle: Bool = true
     public var checkpointing: CheckpointPolicy = .recompute
     public var optimizer: OptimizerKind = .adamw
+    /// Learning rate of the modules trained in full (embed_tokens, lm_head); nil: `learningRate`. Unsloth's embedding_learning_rate.
+    public var embeddingLearningRate: Double? = nil
     /// Pack several rows into each sequence of `maxSeqLength` tokens (attention confined to each row).
     public var packing = false
     public init() {}
@@ -83,14 +85,18 @@ public final class Trainer {
             r.ids.count <= params.maxSeqLength ? r : TokenizedRow(ids: Array(r.ids.prefix(params.maxSeqLength)), labels: Array(r.labels.prefix(params.maxSeqLength)))
         }
         self.rows = params.packing ? Packing.pack(truncated, maxLength: params.maxSeqLength) : truncated.map(PackedRow.init)
-        let pairs = model.loraPairs.map(\.pair)
-        optimizer = Optimizer(params.optimizer, params: pairs.flatMap { [$0.a, $0.b] }, grads: pairs.flatMap { [$0.gradA, $0.gradB] },
+        let pairs = model.loraPairs.map(\.pair), saved = model.savedModuleParameters
+        optimizer = Optimizer(params.optimizer, params: pairs.flatMap { [$0.a, $0.b] } + saved.map(\.param),
+                              grads: pairs.flatMap { [$0.gradA, $0.gradB] } + saved.map(\.grad),
                           beta1: Float(params.adamBeta1), beta2: Float(params.adamBeta2), eps: Float(params.adamEpsilon),
                           weightDecay: Float(params.weightDecay))
+        if let e = params.embeddingLearningRate, params.learningRate > 0 {
+            for i in (pairs.count * 2)..<(pairs.count * 2 + saved.count) { optimizer.lrScales[i] = Float(e / params.learningRate) }
+        }
         newEpoch()
     }
 
-    private var grads: [Tensor] { model.loraPairs.flatMap { [$0.pair.gradA, $0.pair.gradB] } }
+    private var grads: [Tensor] { model.loraPairs.flatMap { [$0.pair.gradA, $0.pair.gradB] } + model.savedModuleParameters.map(\.grad) }
 
     private func newEpoch() {
         order = Array(rows.indices)

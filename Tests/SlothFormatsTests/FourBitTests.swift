@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SlothFormats
+import SlothCore
 
 /// 4-bit quantization against bitsandbytes 0.50.2's own output (Tests/Fixtures/quant/blockwise.safetensors,
 /// made by scripts/golden/quant/make_nf4.py): packed codes, absmax and double quantization byte for byte,
@@ -45,7 +46,10 @@ import Testing
                                        absmax: dq ? .nested(codes: try Self.bytes(f, p + "absmax"), nestedAbsmax: try f.floats(p + "nested_absmax"),
                                                             nestedMap: try f.floats(p + "nested_quant_map"), offset: try f.floats(p + "offset")[0], nestedBlocksize: 256)
                                           : .plain(try f.floats(p + "absmax")), dtype: dtype)
-            let deq = theirs.dequantized(), wantDeq = try f.floats(p + "dequant")
+            // F.dequantize_4bit returns the quant_state dtype: round to it as it does.
+            var deq = theirs.dequantized()
+            if dtype == "bfloat16" { deq = deq.map { HalfConversion.bf16ToF32(HalfConversion.f32ToBF16($0)) } }
+            let wantDeq = try f.floats(p + "dequant")
             let bad = zip(deq, wantDeq).enumerated().filter { $0.element.0.bitPattern != $0.element.1.bitPattern }
             let maxDiff = zip(deq, wantDeq).map { abs($0 - $1) }.max() ?? 0
             print("\(p)dequant: \(bad.count) of \(wantDeq.count) differ, max |diff| \(maxDiff)")

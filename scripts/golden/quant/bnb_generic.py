@@ -23,8 +23,14 @@ def use_generic_4bit():
 
 
 def fp32_compute(model):
+    """fp32 compute: 16-bit tensors that transformers keeps in the checkpoint's dtype (embeddings, norms of a
+    pre-quantized bf16 model, even with dtype=float32) are upcast; 4-bit weights still dequantize to their quant_state
+    dtype and are then cast to fp32, as bitsandbytes does."""
     import bitsandbytes as bnb
     for m in model.modules():
         if isinstance(m, bnb.nn.Linear4bit):
             m.support_avx512bf16_for_cpu = False
+    for p in model.parameters():
+        if p.dtype in (torch.bfloat16, torch.float16):
+            p.data = p.data.float()
     return model
