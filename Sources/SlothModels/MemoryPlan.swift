@@ -119,7 +119,7 @@ public enum MemoryPlanner {
     /// `fileBytes`: size of the weight files (their pages are resident while loading).
     public static func plan(config c: ModelConfig, lora: LoRAConfig, batch: Int, tokens: Int, policy: CheckpointPolicy,
                             mlpTile: Int = 1024, threads: Int = Parallel.threads, fileBytes: Int? = nil,
-                            fourBit: QuantizeOnLoad? = nil) -> MemoryPlan {
+                            fourBit: QuantizeOnLoad? = nil, savedModuleParameters: Int = 0) -> MemoryPlan {
         let counts = parameterCounts(c, lora: lora)
         let linears = linearShapes(c)
         let linearCount = linears.reduce(0) { $0 + $1.0 * $1.1 }
@@ -154,6 +154,7 @@ public enum MemoryPlanner {
             .init(name: "LoRA gradients", bytes: counts.lora * 4, resident: true),
             .init(name: "optimizer states (AdamW m, v)", bytes: counts.lora * 8, resident: true),
             .init(name: "activations (\(policy.rawValue))", bytes: layout.arenaBytes, resident: true),
+            .init(name: "modules_to_save grads + AdamW", bytes: savedModuleParameters * 12, resident: true),
             .init(name: "workspace", bytes: perStep + loraScratch + tile + max(attention, crossEntropy), resident: true),
         ]
         if policy == .offload { parts.append(.init(name: "checkpoints on disk", bytes: layout.offloadedBytes, resident: false)) }

@@ -41,6 +41,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Dropout on LoRA inputs (default 0, or the adapter's).") var loraDropout: Double?
     @Option(help: "Comma-separated modules to adapt, or all-linear.") var targetModules: String = "all-linear"
     @Flag(help: "rsLoRA scaling: alpha / sqrt(r).") var useRslora = false
+    @Option(help: "Train these whole modules beside LoRA and save them in the adapter (PEFT modules_to_save): embed_tokens, lm_head (one tensor in tied models).") var modulesToSave: String?
+    @Option(help: "Learning rate of --modules-to-save (Unsloth's embedding_learning_rate; default: --learning-rate).") var embeddingLearningRate: Double?
 
     @Option(help: "adamw | adamw_8bit (bitsandbytes' 8-bit states) | sgd.") var optim: String = "adamw"
     @Option(help: "Peak learning rate.") var learningRate: Double = 2e-4
@@ -75,6 +77,8 @@ struct TrainCommand: ParsableCommand {
 
     func validate() throws {
         guard FourBitType(rawValue: bnb4bitQuantType) != nil else { throw ValidationError("--bnb-4bit-quant-type must be nf4 or fp4") }
+        _ = try savedModules()
+        if let e = embeddingLearningRate, e < 0 { throw ValidationError("--embedding-learning-rate must be >= 0") }
         guard OptimizerKind(rawValue: optim) != nil else { throw ValidationError("--optim must be adamw, adamw_8bit or sgd") }
         guard LRSchedule(rawValue: lrScheduler) != nil else { throw ValidationError("--lr-scheduler must be constant, linear or cosine") }
         guard gradientCheckpointing == "auto" || CheckpointPolicy(rawValue: gradientCheckpointing) != nil else {
@@ -113,6 +117,15 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
+    func savedModules() throws -> [SavedModule] {
+        guard let modulesToSave else { return [] }
+        return try modulesToSave.split(separator: ",").map {
+            let n = $0.trimmingCharacters(in: .whitespaces)
+            guard let m = SavedModule(rawValue: n) else { throw ValidationError("--modules-to-save: '\(n)' is not embed_tokens or lm_head") }
+            return m
+        }
+    }
+
     private func train() throws {
         let modelURL = URL(fileURLWithPath: model)
         let lm = try LanguageModel.load(folder: modelURL, quantize: loadIn4bit ? QuantizeOnLoad(type: FourBitType(rawValue: bnb4bitQuantType)!, doubleQuant: !noDoubleQuant) : nil)
@@ -126,6 +139,7 @@ struct TrainCommand: ParsableCommand {
         } else {
             lm.addLoRA(LoRAConfig(rank: loraRank, alpha: loraAlpha, dropout: loraDropout ?? 0, useRSLoRA: useRslora, targets: try targets()), seed: seed)
         }
+        if modulesToSave != nil { lm.trainModules(try savedModules()) }
         let rows = try dataOptions.load(URL(fileURLWithPath: data), model: modelURL, maxLength: maxSeqLength, vocabSize: lm.config.vocabSize)
         var p = TrainingParameters()
         p.learningRate = learningRate; p.weightDecay = weightDecay; p.adamBeta1 = adamBeta1; p.adamBeta2 = adamBeta2
@@ -135,13 +149,15 @@ struct TrainCommand: ParsableCommand {
         p.seed = seed; p.shuffle = !noShuffle
         p.packing = dataOptions.packing
         p.optimizer = OptimizerKind(rawValue: optim)!
+        p.embeddingLearningRate = embeddingLearningRate
         // The memory plan decides the policy (auto) and refuses runs that cannot fit.
         let longest = min(maxSeqLength, rows.map(\.ids.count).max() ?? maxSeqLength)
         let tokens = dataOptions.packing ? maxSeqLength : longest
         let budget = maxMemory.flatMap(ByteCount.parse) ?? MemoryPlanner.availableMemory().map { $0 + MemoryStats.peakRSS() } ?? Int.max
         let fileBytes = weightFileBytes(modelURL)
         func planFor(_ policy: CheckpointPolicy, _ t: Int) -> MemoryPlan {
-            MemoryPlanner.plan(config: lm.config, lora: lm.lora!, batch: batchSize, tokens: t, policy: policy, fileBytes: fileBytes, fourBit: lm.fourBit)
+            MemoryPlanner.plan(config: lm.config, lora: lm.lora!, batch: batchSize, tokens: t, policy: policy, fileBytes: fileBytes, fourBit: lm.fourBit,
+                               savedModuleParameters: lm.savedModuleParameters.reduce(0) { $0 + $1.param.count })
         }
         let candidates = gradientCheckpointing == "auto" ? CheckpointPolicy.allCases : [CheckpointPolicy(rawValue: gradientCheckpointing)!]
         guard let chosen = candidates.first(where: { planFor($0, tokens).peakBytes <= budget }) else {
@@ -165,7 +181,8 @@ struct TrainCommand: ParsableCommand {
         let evalRows = try evalData.map { try dataOptions.load(URL(fileURLWithPath: $0), model: modelURL, maxLength: maxSeqLength, vocabSize: lm.config.vocabSize) }
         let progress = Progress(total: maxSteps, quiet: quiet, json: logFormat == "json")
         progress.header("sloth train: \(lm.config.architecture.rawValue), \(lm.config.numHiddenLayers) layers, \(rows.count) rows, " +
-                        "\(lm.trainableParameterCount) trainable parameters (LoRA r=\(lm.lora!.rank), alpha=\(lm.lora!.alpha))")
+                        "\(lm.trainableParameterCount) trainable parameters (LoRA r=\(lm.lora!.rank), alpha=\(lm.lora!.alpha)" +
+                        (lm.modulesToSave.isEmpty ? ")" : "; modules_to_save \(lm.modulesToSave.map(\.rawValue).joined(separator: ",")))"))
         let wb = lm.weightBytes, linearParams = lm.layers.count * LinearModule.allCases.reduce(0) { $0 + lm.layers[0].linear($1).inFeatures * lm.layers[0].linear($1).outFeatures }
         progress.header(String(format: "weights: %@ (decoder linears %@%@, other %@ fp32)", ByteCount.format(wb.linear + wb.other), ByteCount.format(wb.linear),
                                lm.fourBit != nil ? String(format: " in 4 bits = %.4f bytes per parameter", Double(wb.linear) / Double(linearParams)) : " fp32",

@@ -51,3 +51,35 @@ func slothAdapterLoadsInPEFT(name: String) throws {
     print("\(name): PEFT check of Sloth's adapter: \(text.trimmingCharacters(in: .whitespacesAndNewlines))")
     #expect(p.terminationStatus == 0)
 }
+
+/// An adapter with modules_to_save (embed_tokens and lm_head trained beside LoRA by `sloth train --modules-to-save`)
+/// loads in PEFT and gives Sloth's logits there; `sloth export merged` folds the saved modules in (check_merged.py).
+@Test(.enabled(if: pythonReferenceAvailable))
+func modulesToSaveAdapterLoadsInPEFT() throws {
+    let dir = TrainFixtures.models.appendingPathComponent("llama")
+    let tmp = TrainFixtures.tempDir()
+    defer { try? FileManager.default.removeItem(at: tmp) }
+    let adapter = tmp.appendingPathComponent("adapter")
+    let (status, _, err) = try CLI.run(["train", "--model", dir.path, "--data", dir.appendingPathComponent("data.jsonl").path,
+                                        "--output", adapter.path, "--max-steps", "3", "--learning-rate", "0.01", "--embedding-learning-rate", "0.001",
+                                        "--modules-to-save", "embed_tokens,lm_head", "--quiet", "--no-report"])
+    try #require(status == 0, "\(err)")
+    let model = try LanguageModel.load(folder: dir)
+    try PEFTAdapter.load(adapter, into: model)
+    #expect(model.modulesToSave == [.embedTokens, .lmHead])
+    let rows = try DatasetLoader.load(dir.appendingPathComponent("data.jsonl"))
+    let logits = try Engine(model: model).logits(TokenBatch(rows: [(rows[0].ids, rows[0].labels)]))
+    let out = tmp.appendingPathComponent("logits.safetensors")
+    try SafeTensorsWriter.write([WritableTensor(name: "logits", shape: [1, rows[0].ids.count, model.config.vocabSize], floats: logits.array)], to: out)
+    let (code, text) = try runReferenceScript("scripts/golden/check_peft_adapter.py", ["--model", dir.path, "--adapter", adapter.path,
+                                                "--data", dir.appendingPathComponent("data.jsonl").path, "--expect-logits", out.path])
+    print("llama modules_to_save: PEFT check of Sloth's adapter: \(text.trimmingCharacters(in: .whitespacesAndNewlines))")
+    #expect(code == 0)
+    let merged = tmp.appendingPathComponent("merged")
+    let (s2, _, e2) = try CLI.run(["export", "merged", "--model", dir.path, "--adapter", adapter.path, "--output", merged.path, "--quiet"])
+    try #require(s2 == 0, "\(e2)")
+    let (c3, t3) = try runReferenceScript("scripts/golden/export/check_merged.py", ["--model", dir.path, "--adapter", adapter.path, "--merged", merged.path,
+                                            "--data", dir.appendingPathComponent("data.jsonl").path])
+    print("llama modules_to_save merged: " + t3.split(separator: "\n").filter { !$0.contains("Loading") }.joined(separator: "\n  "))
+    #expect(c3 == 0)
+}
