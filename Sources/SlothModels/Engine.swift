@@ -219,7 +219,7 @@ public final class Engine: @unchecked Sendable {
             s += m
         }
         g.dh1.copy(from: dOut)
-        RMSNorm.backward(dInput: g.dh1.data, dWeight: nil, dOut: g.dxn.data, input: cache.h1.data, weight: L.postAttentionNorm.data,
+        RMSNorm.backward(dInput: g.dh1.data, dWeight: L.postAttentionNormGrad?.data, dOut: g.dxn.data, input: cache.h1.data, weight: L.postAttentionNorm.data,
                          rstd: cache.rstd2.data, rows: n, dim: D, offset: off, accumulate: true)
         L.o.backward(dInput: g.dAttn.data, dOut: g.dh1.data, input: cache.attn.data, xa: cache.xa[.o]?.data, rows: n, accumulate: false, dropoutStep: step, scratch: scratch)
         Attention.backward(dq: g.dq.data, dk: g.dk.data, dv: g.dv.data, dOut: g.dAttn.data, q: cache.q.data, k: cache.k.data, v: cache.v.data,
@@ -231,7 +231,7 @@ public final class Engine: @unchecked Sendable {
         L.k.backward(dInput: g.dxn.data, dOut: g.dk.data, input: cache.xn1.data, xa: cache.xa[.k]?.data, rows: n, accumulate: true, dropoutStep: step, scratch: scratch)
         L.v.backward(dInput: g.dxn.data, dOut: g.dv.data, input: cache.xn1.data, xa: cache.xa[.v]?.data, rows: n, accumulate: true, dropoutStep: step, scratch: scratch)
         dIn.copy(from: g.dh1)
-        RMSNorm.backward(dInput: dIn.data, dWeight: nil, dOut: g.dxn.data, input: cache.x.data, weight: L.inputNorm.data,
+        RMSNorm.backward(dInput: dIn.data, dWeight: L.inputNormGrad?.data, dOut: g.dxn.data, input: cache.x.data, weight: L.inputNorm.data,
                          rstd: cache.rstd1.data, rows: n, dim: D, offset: off, accumulate: true)
     }
 
@@ -294,7 +294,7 @@ public final class Engine: @unchecked Sendable {
         let lossSum = CrossEntropy.forwardBackward(hidden: xf.data, weight: model.lmHead.data, targets: batch.targets, tokens: n, dim: D,
                                                    vocab: c.vocabSize, gradScale: gradScale, dHidden: dxf.data, dWeight: model.lmHeadGrad?.data)
         var dOut = arena.tensor("grad.dOut", [n, D]), dIn = arena.tensor("grad.dIn", [n, D])
-        RMSNorm.backward(dInput: dOut.data, dWeight: nil, dOut: dxf.data, input: last.data, weight: model.finalNorm.data, rstd: rstdf.data,
+        RMSNorm.backward(dInput: dOut.data, dWeight: model.finalNormGrad?.data, dOut: dxf.data, input: last.data, weight: model.finalNorm.data, rstd: rstdf.data,
                          rows: n, dim: D, offset: c.architecture.normOffset)
         let grads = LayerGrads(arena: arena, layout: lay)
         // Offload: the last layer's input is still in its buffer; the one before it is fetched into the

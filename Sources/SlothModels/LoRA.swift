@@ -68,6 +68,9 @@ public final class LinearLayer: @unchecked Sendable {
     public let storage: LinearWeight
     public let bias: Tensor?
     public var lora: LoRAPair?
+    /// Full fine-tuning: dW (O, I) and db (O), accumulated by backward when present.
+    public internal(set) var gradWeight: Tensor?
+    public internal(set) var gradBias: Tensor?
     public let inFeatures: Int
     public let outFeatures: Int
 
@@ -168,6 +171,13 @@ public final class LinearLayer: @unchecked Sendable {
     public func backward(dInput: UnsafeMutablePointer<Float>?, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>,
                          xa: UnsafePointer<Float>?, rows n: Int, accumulate: Bool, dropoutStep: UInt64 = 0, scratch: Scratch) {
         if let dInput { baseBackward(dInput: dInput, dOut: dOut, rows: n, accumulate: accumulate, scratch: scratch) }
+        if let gw = gradWeight {
+            Linear.backwardWeight(dWeight: gw.data, dOut: dOut, input: input, rows: n, inFeatures: inFeatures, outFeatures: outFeatures)
+        }
+        if let gb = gradBias {
+            let o = outFeatures, gbp = gb.data
+            for r in 0..<n { for j in 0..<o { gbp[j] += dOut[r * o + j] } }
+        }
         guard let lora, let xa else { return }
         let r = lora.rank
         // dB += s dy^T xa

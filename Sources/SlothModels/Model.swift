@@ -57,6 +57,9 @@ public final class DecoderLayer: @unchecked Sendable {
     public let gate: LinearLayer          // (F, D)
     public let up: LinearLayer            // (F, D)
     public let down: LinearLayer          // (D, F)
+    /// Full fine-tuning: the norms' gradients.
+    public internal(set) var inputNormGrad: Tensor?
+    public internal(set) var postAttentionNormGrad: Tensor?
 
     init(inputNorm: Tensor, postAttentionNorm: Tensor, q: LinearLayer, k: LinearLayer, v: LinearLayer, o: LinearLayer,
          gate: LinearLayer, up: LinearLayer, down: LinearLayer) {
@@ -83,6 +86,9 @@ public final class LanguageModel: @unchecked Sendable {
     public private(set) var modulesToSave: [SavedModule] = []
     public private(set) var embedGrad: Tensor?
     public private(set) var lmHeadGrad: Tensor?
+    /// Full fine-tuning (`--full`): every weight has a gradient.
+    public private(set) var isFullTraining = false
+    public internal(set) var finalNormGrad: Tensor?
 
     init(config: ModelConfig, embedTokens: Tensor, layers: [DecoderLayer], finalNorm: Tensor, lmHead: Tensor) {
         self.config = config; self.embedTokens = embedTokens; self.layers = layers; self.finalNorm = finalNorm; self.lmHead = lmHead
@@ -216,6 +222,45 @@ extension LanguageModel {
             if modulesToSave.contains(.embedTokens) { embedGrad = Tensor(embedTokens.shape) }
             if modulesToSave.contains(.lmHead) { lmHeadGrad = Tensor(lmHead.shape) }
         }
+    }
+
+    /// Full fine-tuning: allocates a gradient for every weight (linears must be fp32, not 4-bit).
+    public func enableFullTraining() throws {
+        for (i, l) in layers.enumerated() {
+            for m in LinearModule.allCases {
+                let x = l.linear(m)
+                guard case .dense(let w) = x.storage else {
+                    throw ModelError.unsupported(file: "model.layers.\(i).\(m.parent).\(m.rawValue)", what: "full fine-tuning of 4-bit weights",
+                                                 hint: "Use a 16/32-bit model without --load-in-4bit for --full, or train LoRA on the 4-bit model.")
+                }
+                x.gradWeight = Tensor(w.shape)
+                x.gradBias = x.bias.map { Tensor($0.shape) }
+            }
+            l.inputNormGrad = Tensor(l.inputNorm.shape); l.postAttentionNormGrad = Tensor(l.postAttentionNorm.shape)
+        }
+        finalNormGrad = Tensor(finalNorm.shape)
+        trainModules(SavedModule.allCases)
+        isFullTraining = true
+    }
+
+    /// Every trained weight of a full fine-tune with its HF name and gradient, in the order of PyTorch's
+    /// `named_parameters` (embed_tokens, each layer's linears and norms, final norm, lm_head unless tied).
+    public var fullParameters: [(name: String, param: Tensor, grad: Tensor)] {
+        guard isFullTraining else { return [] }
+        var out: [(String, Tensor, Tensor)] = [("model.embed_tokens.weight", embedTokens, embedGrad!)]
+        for (i, l) in layers.enumerated() {
+            let p = "model.layers.\(i)."
+            for m in LinearModule.allCases {
+                let x = l.linear(m)
+                out.append((p + m.parent + "." + m.rawValue + ".weight", x.weight, x.gradWeight!))
+                if let b = x.bias { out.append((p + m.parent + "." + m.rawValue + ".bias", b, x.gradBias!)) }
+            }
+            out.append((p + "input_layernorm.weight", l.inputNorm, l.inputNormGrad!))
+            out.append((p + "post_attention_layernorm.weight", l.postAttentionNorm, l.postAttentionNormGrad!))
+        }
+        out.append(("model.norm.weight", finalNorm, finalNormGrad!))
+        if !(lmHead === embedTokens) { out.append(("lm_head.weight", lmHead, lmHeadGrad!)) }
+        return out
     }
 
     /// The distinct trained module tensors and their gradients, in a fixed order (embed_tokens, then lm_head unless tied).

@@ -72,7 +72,7 @@ public final class Trainer {
     public private(set) var step = 0
 
     public init(model: LanguageModel, rows: [TokenizedRow], params: TrainingParameters) throws {
-        guard model.lora != nil, !model.loraPairs.isEmpty else {
+        guard (model.lora != nil && !model.loraPairs.isEmpty) || model.isFullTraining else {
             throw DatasetError(file: "trainer", row: nil, message: "the model has no LoRA layers to train; check --target-modules")
         }
         guard params.batchSize >= 1, params.gradientAccumulationSteps >= 1, params.maxSteps >= 1 else {
@@ -85,18 +85,27 @@ public final class Trainer {
             r.ids.count <= params.maxSeqLength ? r : TokenizedRow(ids: Array(r.ids.prefix(params.maxSeqLength)), labels: Array(r.labels.prefix(params.maxSeqLength)))
         }
         self.rows = params.packing ? Packing.pack(truncated, maxLength: params.maxSeqLength) : truncated.map(PackedRow.init)
-        let pairs = model.loraPairs.map(\.pair), saved = model.savedModuleParameters
-        optimizer = Optimizer(params.optimizer, params: pairs.flatMap { [$0.a, $0.b] } + saved.map(\.param),
-                              grads: pairs.flatMap { [$0.gradA, $0.gradB] } + saved.map(\.grad),
-                          beta1: Float(params.adamBeta1), beta2: Float(params.adamBeta2), eps: Float(params.adamEpsilon),
-                          weightDecay: Float(params.weightDecay))
+        let trained = Trainer.trainedTensors(model)
+        optimizer = Optimizer(params.optimizer, params: trained.map(\.param), grads: trained.map(\.grad),
+                              beta1: Float(params.adamBeta1), beta2: Float(params.adamBeta2), eps: Float(params.adamEpsilon),
+                              weightDecay: Float(params.weightDecay))
         if let e = params.embeddingLearningRate, params.learningRate > 0 {
-            for i in (pairs.count * 2)..<(pairs.count * 2 + saved.count) { optimizer.lrScales[i] = Float(e / params.learningRate) }
+            for (i, t) in trained.enumerated() where t.embedding { optimizer.lrScales[i] = Float(e / params.learningRate) }
         }
         newEpoch()
     }
 
-    private var grads: [Tensor] { model.loraPairs.flatMap { [$0.pair.gradA, $0.pair.gradB] } + model.savedModuleParameters.map(\.grad) }
+    private var grads: [Tensor] { optimizer.grads }
+
+    /// What the optimizer updates: every weight of a full fine-tune (PyTorch's named_parameters order), or the LoRA
+    /// pairs (A, B per module) then the modules to save. `embedding`: embed_tokens / lm_head (embedding_learning_rate).
+    static func trainedTensors(_ model: LanguageModel) -> [(param: Tensor, grad: Tensor, embedding: Bool)] {
+        if model.isFullTraining {
+            return model.fullParameters.map { ($0.param, $0.grad, $0.name == "model.embed_tokens.weight" || $0.name == "lm_head.weight") }
+        }
+        return model.loraPairs.flatMap { [($0.pair.a, $0.pair.gradA, false), ($0.pair.b, $0.pair.gradB, false)] }
+            + model.savedModuleParameters.map { ($0.param, $0.grad, true) }
+    }
 
     private func newEpoch() {
         order = Array(rows.indices)
