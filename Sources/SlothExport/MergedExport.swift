@@ -175,7 +175,7 @@ public enum MergedExport {
     }
 
     /// The plain files of a model folder that go along with the weights (config, tokenizer, chat template...).
-    static func copiedFiles(_ folder: URL) throws -> [(url: URL, size: Int)] {
+    public static func copiedFiles(_ folder: URL) throws -> [(url: URL, size: Int)] {
         let fm = FileManager.default
         let names = (try? fm.contentsOfDirectory(atPath: folder.path)) ?? []
         var out: [(URL, Int)] = []
@@ -190,7 +190,7 @@ public enum MergedExport {
 
     /// config.json with `torch_dtype` (transformers 4) and `dtype` (transformers 5) naming the output dtype (when
     /// given), and `quantization_config` as transformers' BitsAndBytesConfig writes it (or removed when not quantized).
-    static func configFor(_ data: Data, dtype: String?, quantization: (QuantizeOnLoad, String)?, file: String) throws -> Data {
+    public static func configFor(_ data: Data, dtype: String?, quantization: (QuantizeOnLoad, String)?, file: String) throws -> Data {
         guard var dict = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw ExportError.io(path: file, detail: "config.json is not a JSON object")
         }

@@ -36,6 +36,7 @@ struct TrainCommand: ParsableCommand {
     @Flag(name: .customLong("no-double-quant"), help: "Keep 4-bit absmax in fp32 (with --load-in-4bit).") var noDoubleQuant = false
     @Option(help: "Start from this PEFT adapter folder; its adapter_config.json gives rank, alpha, targets and rsLoRA.") var adapter: String?
 
+    @Flag(help: "Full fine-tuning: every weight trained (no LoRA); OUTPUT gets the whole model (fp32 safetensors, config, tokenizer).") var full = false
     @Option(help: "LoRA rank r.") var loraRank: Int = 8
     @Option(help: "LoRA alpha (scale = alpha / r).") var loraAlpha: Double = 16
     @Option(help: "Dropout on LoRA inputs (default 0, or the adapter's).") var loraDropout: Double?
@@ -128,9 +129,15 @@ struct TrainCommand: ParsableCommand {
 
     private func train() throws {
         let modelURL = URL(fileURLWithPath: model)
-        let lm = try LanguageModel.load(folder: modelURL, quantize: loadIn4bit ? QuantizeOnLoad(type: FourBitType(rawValue: bnb4bitQuantType)!, doubleQuant: !noDoubleQuant) : nil)
         let resume = try resumeFromCheckpoint.map { try resolveCheckpoint($0) }
-        if let resume {
+        // A full fine-tune resumes from the weights in its checkpoint.
+        let lm = try LanguageModel.load(folder: full ? (resume ?? modelURL) : modelURL,
+                                        quantize: loadIn4bit ? QuantizeOnLoad(type: FourBitType(rawValue: bnb4bitQuantType)!, doubleQuant: !noDoubleQuant) : nil)
+        if full {
+            guard !loadIn4bit, lm.config.quantization == nil else { throw ValidationError("--full trains fp32 weights; drop --load-in-4bit (or use a 16/32-bit model folder)") }
+            guard adapter == nil, modulesToSave == nil else { throw ValidationError("--full trains every weight; --adapter and --modules-to-save are for LoRA runs") }
+            try lm.enableFullTraining()
+        } else if let resume {
             try PEFTAdapter.load(resume, into: lm, seed: seed)
             if let loraDropout { lm.setDropout(loraDropout) }
         } else if let adapter {
@@ -139,7 +146,7 @@ struct TrainCommand: ParsableCommand {
         } else {
             lm.addLoRA(LoRAConfig(rank: loraRank, alpha: loraAlpha, dropout: loraDropout ?? 0, useRSLoRA: useRslora, targets: try targets()), seed: seed)
         }
-        if modulesToSave != nil { lm.trainModules(try savedModules()) }
+        if modulesToSave != nil && !full { lm.trainModules(try savedModules()) }
         let rows = try dataOptions.load(URL(fileURLWithPath: data), model: modelURL, maxLength: maxSeqLength, vocabSize: lm.config.vocabSize)
         var p = TrainingParameters()
         p.learningRate = learningRate; p.weightDecay = weightDecay; p.adamBeta1 = adamBeta1; p.adamBeta2 = adamBeta2
@@ -156,8 +163,8 @@ struct TrainCommand: ParsableCommand {
         let budget = maxMemory.flatMap(ByteCount.parse) ?? MemoryPlanner.availableMemory().map { $0 + MemoryStats.peakRSS() } ?? Int.max
         let fileBytes = weightFileBytes(modelURL)
         func planFor(_ policy: CheckpointPolicy, _ t: Int) -> MemoryPlan {
-            MemoryPlanner.plan(config: lm.config, lora: lm.lora!, batch: batchSize, tokens: t, policy: policy, fileBytes: fileBytes, fourBit: lm.fourBit,
-                               savedModuleParameters: lm.savedModuleParameters.reduce(0) { $0 + $1.param.count })
+            MemoryPlanner.plan(config: lm.config, lora: lm.lora ?? LoRAConfig(rank: 1, targets: []), batch: batchSize, tokens: t, policy: policy, fileBytes: fileBytes, fourBit: lm.fourBit,
+                               savedModuleParameters: (full ? lm.fullParameters.map(\.param) : lm.savedModuleParameters.map(\.param)).reduce(0) { $0 + $1.count })
         }
         let candidates = gradientCheckpointing == "auto" ? CheckpointPolicy.allCases : [CheckpointPolicy(rawValue: gradientCheckpointing)!]
         guard let chosen = candidates.first(where: { planFor($0, tokens).peakBytes <= budget }) else {
@@ -181,8 +188,9 @@ struct TrainCommand: ParsableCommand {
         let evalRows = try evalData.map { try dataOptions.load(URL(fileURLWithPath: $0), model: modelURL, maxLength: maxSeqLength, vocabSize: lm.config.vocabSize) }
         let progress = Progress(total: maxSteps, quiet: quiet, json: logFormat == "json")
         progress.header("sloth train: \(lm.config.architecture.rawValue), \(lm.config.numHiddenLayers) layers, \(rows.count) rows, " +
-                        "\(lm.trainableParameterCount) trainable parameters (LoRA r=\(lm.lora!.rank), alpha=\(lm.lora!.alpha)" +
-                        (lm.modulesToSave.isEmpty ? ")" : "; modules_to_save \(lm.modulesToSave.map(\.rawValue).joined(separator: ",")))"))
+                        (full ? "\(lm.fullParameters.reduce(0) { $0 + $1.param.count }) trainable parameters (full fine-tuning)"
+                              : "\(lm.trainableParameterCount) trainable parameters (LoRA r=\(lm.lora!.rank), alpha=\(lm.lora!.alpha)" +
+                        (lm.modulesToSave.isEmpty ? ")" : "; modules_to_save \(lm.modulesToSave.map(\.rawValue).joined(separator: ",")))")))
         let wb = lm.weightBytes, linearParams = lm.layers.count * LinearModule.allCases.reduce(0) { $0 + lm.layers[0].linear($1).inFeatures * lm.layers[0].linear($1).outFeatures }
         progress.header(String(format: "weights: %@ (decoder linears %@%@, other %@ fp32)", ByteCount.format(wb.linear + wb.other), ByteCount.format(wb.linear),
                                lm.fourBit != nil ? String(format: " in 4 bits = %.4f bytes per parameter", Double(wb.linear) / Double(linearParams)) : " fp32",
@@ -226,7 +234,7 @@ struct TrainCommand: ParsableCommand {
             progress.header(String(format: "compressed offload tier: %.3f of the checkpoint bytes (%@ -> %@ stored over the run)",
                                    Double(t.compressedBytes) / Double(t.rawBytes), ByteCount.format(t.rawBytes), ByteCount.format(t.compressedBytes)))
         }
-        try PEFTAdapter.save(lm, to: out, baseModel: model)
+        try saveTrained(lm, to: out)
         run.finished = true
         try run.write(to: out)
         progress.header("adapter written to \(out.path)" + (run.bestCheckpoint.map { "; best checkpoint by eval loss: \($0)" } ?? ""))
@@ -245,10 +253,25 @@ extension TrainCommand {
         let final = out.appendingPathComponent("checkpoint-\(step)")
         let tmp = out.appendingPathComponent(".checkpoint-\(step).partial")
         try? fm.removeItem(at: tmp)
-        try PEFTAdapter.save(lm, to: tmp, baseModel: model)
+        try saveTrained(lm, to: tmp)
         try trainer.saveState(to: tmp)
         try? fm.removeItem(at: final)
         guard rename(tmp.path, final.path) == 0 else { throw ValidationError("cannot rename \(tmp.path) to \(final.path): \(String(cString: strerror(errno)))") }
+    }
+
+    /// The adapter (LoRA), or with --full the whole model: fp32 safetensors under HF names (sharded at 5 GB) beside
+    /// the source folder's config (dtype float32), generation config and tokenizer files.
+    func saveTrained(_ lm: LanguageModel, to dir: URL) throws {
+        guard full else { try PEFTAdapter.save(lm, to: dir, baseModel: model); return }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let writer = try ShardedSafeTensorsWriter(directory: dir, maxShardBytes: 5_000_000_000, metadata: ["format": "pt"])
+        for p in lm.fullParameters { try writer.add(WritableTensor(name: p.name, shape: p.param.shape, floats: p.param.array)) }
+        try writer.finish()
+        for f in try MergedExport.copiedFiles(URL(fileURLWithPath: model)) {
+            var data = try Data(contentsOf: f.url)
+            if f.url.lastPathComponent == "config.json" { data = try MergedExport.configFor(data, dtype: "float32", quantization: nil, file: f.url.path) }
+            try writeAtomically(data, to: dir.appendingPathComponent(f.url.lastPathComponent))
+        }
     }
 
     /// Steps of the complete checkpoint-N folders in `out`.

@@ -20,7 +20,8 @@ func metricsLosses(_ dir: URL) throws -> [Double] {
 /// kill -9 in the middle of training, then --resume-from-checkpoint latest: the loss curve and the final adapter are
 /// exactly those of the uninterrupted run; every checkpoint-N folder is complete. Once with fp32 AdamW on the fp32
 /// model, once as QLoRA with 8-bit AdamW and LoRA dropout (the dropout counter and 8-bit states resume too).
-@Test(arguments: [["--optim", "adamw"], ["--optim", "adamw_8bit", "--load-in-4bit", "--lora-dropout", "0.1", "--lora-rank", "32"]])
+@Test(arguments: [["--optim", "adamw"], ["--optim", "adamw_8bit", "--load-in-4bit", "--lora-dropout", "0.1", "--lora-rank", "32"],
+                  ["--full", "--optim", "adamw_8bit", "--learning-rate", "1e-4"]])
 func killAndResumeContinuesExactly(_ extra: [String]) throws {
     let tmp = TrainFixtures.tempDir()
     defer { try? FileManager.default.removeItem(at: tmp) }
@@ -44,7 +45,7 @@ func killAndResumeContinuesExactly(_ extra: [String]) throws {
     p.waitUntilExit()
     let killedAt = try metricsLosses(b).count
     for n in try FileManager.default.contentsOfDirectory(atPath: b.path) where n.hasPrefix("checkpoint-") {
-        for f in ["adapter_model.safetensors", "adapter_config.json", "optimizer.safetensors", "trainer_state.json"] {
+        for f in (extra.contains("--full") ? ["model.safetensors", "config.json"] : ["adapter_model.safetensors", "adapter_config.json"]) + ["optimizer.safetensors", "trainer_state.json"] {
             #expect(FileManager.default.fileExists(atPath: b.appendingPathComponent(n).appendingPathComponent(f).path), "\(n)/\(f)")
         }
     }
@@ -54,7 +55,8 @@ func killAndResumeContinuesExactly(_ extra: [String]) throws {
     print("kill -9 after \(killedAt) of 24 steps (\(extra.joined(separator: " "))), resumed: \(lb.count) losses, identical: \(la == lb)")
     #expect(la.count == 24)
     #expect(la == lb)
-    #expect(try Data(contentsOf: a.appendingPathComponent("adapter_model.safetensors")) == Data(contentsOf: b.appendingPathComponent("adapter_model.safetensors")))
+    let result = extra.contains("--full") ? "model.safetensors" : "adapter_model.safetensors"
+    #expect(try Data(contentsOf: a.appendingPathComponent(result)) == Data(contentsOf: b.appendingPathComponent(result)))
 }
 
 @Test func resumeWithOtherSettingsIsAClearError() throws {
@@ -136,5 +138,28 @@ func mergedFromNF4BaseMatchesPEFT(_ arch: String, _ adapterKind: String) throws 
     let (code, text) = try runReferenceScript("scripts/golden/export/check_merged.py", [
         "--model", base.path, "--adapter", adapter.path, "--merged", out.path, "--data", src.appendingPathComponent("data.jsonl").path])
     print("\(arch) \(adapterKind) on NF4: " + text.split(separator: "\n").filter { !$0.contains("Loading") && !$0.contains("kernels") }.joined(separator: "\n  "))
+    #expect(code == 0)
+}
+
+/// `sloth train --full` writes a whole model that transformers loads and that gives Sloth's logits there.
+@Test(.enabled(if: pythonReferenceAvailable), arguments: ["llama", "gemma"])
+func fullFinetuneOutputLoadsInTransformers(_ name: String) throws {
+    let dir = TrainFixtures.models.appendingPathComponent(name)
+    let tmp = TrainFixtures.tempDir()
+    defer { try? FileManager.default.removeItem(at: tmp) }
+    let out = tmp.appendingPathComponent("full")
+    let (s, _, e) = try CLI.run(["train", "--model", dir.path, "--data", dir.appendingPathComponent("data.jsonl").path, "--output", out.path,
+                                 "--full", "--max-steps", "3", "--learning-rate", "1e-3", "--quiet", "--no-report"])
+    try #require(s == 0, "\(e)")
+    let model = try LanguageModel.load(folder: out)
+    let rows = try DatasetLoader.load(dir.appendingPathComponent("data.jsonl"))
+    let logits = try Engine(model: model).logits(TokenBatch(rows: [(rows[0].ids, rows[0].labels)]))
+    let before = try Engine(model: try LanguageModel.load(folder: dir)).logits(TokenBatch(rows: [(rows[0].ids, rows[0].labels)]))
+    #expect(logits.array != before.array, "the weights changed")
+    let file = tmp.appendingPathComponent("logits.safetensors")
+    try SafeTensorsWriter.write([WritableTensor(name: "logits", shape: [1, rows[0].ids.count, model.config.vocabSize], floats: logits.array)], to: file)
+    let (code, text) = try runReferenceScript("scripts/golden/check_peft_adapter.py", ["--model", out.path, "--data", dir.appendingPathComponent("data.jsonl").path,
+                                                "--expect-logits", file.path])
+    print("\(name) --full output in transformers: \(text.split(separator: "\n").filter { !$0.contains("kernels") }.joined(separator: " "))")
     #expect(code == 0)
 }
