@@ -177,6 +177,8 @@ struct TrainCommand: ParsableCommand {
         }
         p.checkpointing = chosen
         let plan = planFor(chosen, tokens)
+        // Untrained token rows the data uses (Unsloth's fix_untrained_tokens); a resumed run's weights already hold the fix.
+        let fixedTokens = resume == nil ? try UntrainedTokens.check(lm, rows: rows, file: data) : []
         let trainer = try Trainer(model: lm, rows: rows, params: p)
         if let resume { try trainer.restoreState(from: resume) }
         if let offloadDir { trainer.engine.offloadDirectory = URL(fileURLWithPath: offloadDir) }
@@ -197,6 +199,9 @@ struct TrainCommand: ParsableCommand {
                                ByteCount.format(wb.other)))
         progress.header("memory plan: \(ByteCount.format(plan.peakBytes)) peak with --gradient-checkpointing \(chosen.rawValue) at \(batchSize) x \(tokens) tokens" +
                         (budget < Int.max ? " (budget \(ByteCount.format(budget)))" : ""))
+        if !fixedTokens.isEmpty {
+            progress.header("warning: \(fixedTokens.count) token(s) the data uses had untrained embeddings (ids \(fixedTokens.prefix(8).map(String.init).joined(separator: ", "))\(fixedTokens.count > 8 ? "..." : "")); their embed_tokens and lm_head rows were set to the mean of the trained rows")
+        }
         let metricsPath = metrics ?? out.appendingPathComponent("metrics.jsonl").path
         let metricsWriter = try MetricsWriter(path: metricsPath, keepThrough: resume == nil ? nil : trainer.step)
         var run = RunRecord(configuration: ConfigFile.display(ConfigFile.values(of: self)), plan: plan, policy: chosen.rawValue, metricsFile: metricsPath)

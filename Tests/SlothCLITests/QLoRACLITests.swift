@@ -163,3 +163,40 @@ func fullFinetuneOutputLoadsInTransformers(_ name: String) throws {
     print("\(name) --full output in transformers: \(text.split(separator: "\n").filter { !$0.contains("kernels") }.joined(separator: " "))")
     #expect(code == 0)
 }
+
+/// Untrained token rows the data uses (Unsloth's fix_untrained_tokens): a clear error when the embeddings are frozen;
+/// with --modules-to-save they are set to the mean of the trained rows before training.
+@Test func untrainedTokensAreFixedOrRefused() throws {
+    let src = TrainFixtures.models.appendingPathComponent("llama")
+    let tmp = TrainFixtures.tempDir()
+    defer { try? FileManager.default.removeItem(at: tmp) }
+    let model = tmp.appendingPathComponent("model")
+    try FileManager.default.createDirectory(at: model, withIntermediateDirectories: true)
+    let st = try SafeTensorsCollection(path: src)
+    let rows = try DatasetLoader.load(src.appendingPathComponent("data.jsonl"))
+    let bad = Int(rows[0].ids[5]), D = 64
+    var tensors: [WritableTensor] = []
+    for n in st.names {
+        var v = try st.floats(n)
+        if n == "model.embed_tokens.weight" { for j in 0..<D { v[bad * D + j] = 0 } }
+        tensors.append(WritableTensor(name: n, shape: try st.entry(n)!.shape, floats: v))
+    }
+    try SafeTensorsWriter.write(tensors, to: model.appendingPathComponent("model.safetensors"))
+    try FileManager.default.copyItem(at: src.appendingPathComponent("config.json"), to: model.appendingPathComponent("config.json"))
+    let args = ["train", "--model", model.path, "--data", src.appendingPathComponent("data.jsonl").path, "--max-steps", "2", "--no-report"]
+    let (s1, _, e1) = try CLI.run(args + ["--output", tmp.appendingPathComponent("a").path])
+    #expect(s1 != 0)
+    #expect(e1.contains("never trained") && e1.contains("\(bad)") && e1.contains("--modules-to-save embed_tokens,lm_head"), "\(e1)")
+    let out = tmp.appendingPathComponent("b")
+    let (s2, _, e2) = try CLI.run(args + ["--output", out.path, "--modules-to-save", "embed_tokens,lm_head", "--learning-rate", "0"])
+    try #require(s2 == 0, "\(e2)")
+    #expect(e2.contains("untrained embeddings") && e2.contains("\(bad)"), "\(e2)")
+    // With lr 0 the saved embed_tokens row is exactly the fix: the mean of the other rows.
+    let saved = try SafeTensorsFile(url: out.appendingPathComponent("adapter_model.safetensors")).floats("base_model.model.model.embed_tokens.weight")
+    let orig = try st.floats("model.embed_tokens.weight")
+    let V = orig.count / D
+    for j in [0, 17, 63] {
+        let mean = (0..<V).filter { $0 != bad }.reduce(0.0) { $0 + Double(orig[$1 * D + j]) } / Double(V - 1)
+        #expect(abs(Double(saved[bad * D + j]) - mean) < 1e-6)
+    }
+}
