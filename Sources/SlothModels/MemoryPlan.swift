@@ -154,7 +154,9 @@ public enum MemoryPlanner {
             .init(name: "LoRA gradients", bytes: counts.lora * 4, resident: true),
             .init(name: "optimizer states (AdamW m, v)", bytes: counts.lora * 8, resident: true),
             .init(name: "activations (\(policy.rawValue))", bytes: layout.arenaBytes, resident: true),
-            .init(name: "modules_to_save grads + AdamW", bytes: savedModuleParameters * 12, resident: true),
+            .init(name: "full / saved-module grads + AdamW", bytes: savedModuleParameters * 12, resident: true),
+            // Writing a checkpoint of whole tensors holds the largest one twice more (an fp32 copy and its bytes).
+            .init(name: "checkpoint writing", bytes: savedModuleParameters > 0 ? 2 * c.vocabSize * D * 4 : 0, resident: true),
             .init(name: "workspace", bytes: perStep + loraScratch + tile + max(attention, crossEntropy), resident: true),
         ]
         if policy == .offload { parts.append(.init(name: "checkpoints on disk", bytes: layout.offloadedBytes, resident: false)) }

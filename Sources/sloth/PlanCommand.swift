@@ -26,6 +26,7 @@ struct PlanCommand: ParsableCommand {
     @Option(help: "Print the longest context that fits in this much memory (e.g. 8GiB) under each policy.") var memory: String?
     @Flag(help: "Print the longest context per GPU size (8-80 GB) under the GPU memory model.") var gpus = false
     @Flag(name: .customLong("load-in-4bit"), help: "4-bit NF4 base weights (QLoRA), in the CPU plan and the GPU model; a bnb-4bit --model implies it.") var loadIn4bit = false
+    @Flag(help: "Full fine-tuning (every weight trained, AdamW fp32 states) instead of LoRA.") var full = false
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
@@ -45,7 +46,8 @@ struct PlanCommand: ParsableCommand {
         let url = URL(fileURLWithPath: model ?? config!)
         let c = try ModelConfig.load(from: url)
         let targets = targetModules == "all-linear" ? LinearModule.allCases : targetModules.split(separator: ",").compactMap { LinearModule(rawValue: String($0)) }
-        let lora = LoRAConfig(rank: loraRank, alpha: Double(2 * loraRank), targets: targets)
+        let lora = full ? LoRAConfig(rank: 1, targets: []) : LoRAConfig(rank: loraRank, alpha: Double(2 * loraRank), targets: targets)
+        let trainedWhole = full ? MemoryPlanner.parameterCounts(c, lora: nil).weights : 0
         let fileBytes = model.map { weightFileBytes(URL(fileURLWithPath: $0)) }
         let budget = memory.flatMap(ByteCount.parse)
         let fourBit: QuantizeOnLoad? = c.quantization.map { QuantizeOnLoad(type: $0.type, doubleQuant: $0.doubleQuant) } ?? (loadIn4bit ? QuantizeOnLoad() : nil)
@@ -54,7 +56,7 @@ struct PlanCommand: ParsableCommand {
         var lines: [String] = []
         lines.append("\(c.architecture.rawValue): \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), vocab \(c.vocabSize); LoRA r=\(loraRank) on \(targets.map(\.rawValue).joined(separator: ",")); batch \(batchSize) x \(maxSeqLength) tokens")
         for policy in CheckpointPolicy.allCases {
-            let p = MemoryPlanner.plan(config: c, lora: lora, batch: batchSize, tokens: maxSeqLength, policy: policy, fileBytes: fileBytes, fourBit: fourBit)
+            let p = MemoryPlanner.plan(config: c, lora: lora, batch: batchSize, tokens: maxSeqLength, policy: policy, fileBytes: fileBytes, fourBit: fourBit, savedModuleParameters: trainedWhole)
             var entry: [String: Any] = ["peak_bytes": p.peakBytes, "parts": p.parts.map { ["name": $0.name, "bytes": $0.bytes, "resident": $0.resident] }]
             lines.append("")
             lines.append("policy \(policy.rawValue): peak \(ByteCount.format(p.peakBytes))")
@@ -65,7 +67,7 @@ struct PlanCommand: ParsableCommand {
             for part in p.parts { lines.append(row(part.name, part.bytes, part.resident ? "" : "  (not resident)")) }
             lines.append(row("loading peak", p.loadingPeakBytes))
             if let budget {
-                let t = MemoryPlanner.maxTokens(budget: budget) { MemoryPlanner.plan(config: c, lora: lora, batch: batchSize, tokens: $0, policy: policy, fileBytes: fileBytes, fourBit: fourBit).peakBytes }
+                let t = MemoryPlanner.maxTokens(budget: budget) { MemoryPlanner.plan(config: c, lora: lora, batch: batchSize, tokens: $0, policy: policy, fileBytes: fileBytes, fourBit: fourBit, savedModuleParameters: trainedWhole).peakBytes }
                 entry["max_seq_length"] = t
                 lines.append("  longest context in \(memory!): \(t) tokens")
             }
