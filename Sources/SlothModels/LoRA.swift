@@ -105,10 +105,16 @@ public final class LinearLayer: @unchecked Sendable {
         return try body()
     }
 
-    /// Rows o0..<o1 of W in fp32 into `out` ((o1 - o0) x I).
-    func dequantizeRows(_ q: FourBitTensor, _ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) {
-        let i = inFeatures, lo = rows.lowerBound * i, n = rows.count * i
-        Parallel.forRange(n, minChunk: 1 << 15) { r in q.dequantize((lo + r.lowerBound)..<(lo + r.upperBound), into: out + r.lowerBound) }
+    /// Calls `body(rows, tile)` for each tile of W's rows, dequantized to fp32 in `tile` ((rows.count) x I).
+    func forEachDequantizedTile(_ q: FourBitTensor, scratch: Scratch, _ body: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
+        let tr = tileRows, i = inFeatures, buf = scratch.buffer(.dequant, tr * i)
+        var o0 = 0
+        while o0 < outFeatures {
+            let o1 = min(outFeatures, o0 + tr), lo = o0 * i
+            Parallel.forRange((o1 - o0) * i, minChunk: 1 << 15) { r in q.dequantize((lo + r.lowerBound)..<(lo + r.upperBound), into: buf + r.lowerBound) }
+            body(o0..<o1, buf)
+            o0 = o1
+        }
     }
 
     /// y (N, O) = x W^T (+ accumulate), the base product alone.
@@ -117,14 +123,9 @@ public final class LinearLayer: @unchecked Sendable {
         case .dense(let w):
             Linear.forward(out: out, input: input, weight: w.data, bias: nil, rows: n, inFeatures: inFeatures, outFeatures: outFeatures)
         case .fourBit(let q):
-            let tr = tileRows, buf = scratch.buffer(.dequant, tr * inFeatures)
-            var o0 = 0
-            while o0 < outFeatures {
-                let o1 = min(outFeatures, o0 + tr)
-                dequantizeRows(q, o0..<o1, into: buf)
-                BLAS.sgemm(transA: false, transB: true, m: n, n: o1 - o0, k: inFeatures, a: input, lda: inFeatures, b: buf, ldb: inFeatures,
-                           c: out + o0, ldc: outFeatures)
-                o0 = o1
+            forEachDequantizedTile(q, scratch: scratch) { rows, tile in
+                BLAS.sgemm(transA: false, transB: true, m: n, n: rows.count, k: inFeatures, a: input, lda: inFeatures, b: tile, ldb: inFeatures,
+                           c: out + rows.lowerBound, ldc: outFeatures)
             }
         }
     }
@@ -135,14 +136,9 @@ public final class LinearLayer: @unchecked Sendable {
         case .dense(let w):
             Linear.backwardInput(dInput: dInput, dOut: dOut, weight: w.data, rows: n, inFeatures: inFeatures, outFeatures: outFeatures, accumulate: accumulate)
         case .fourBit(let q):
-            let tr = tileRows, buf = scratch.buffer(.dequant, tr * inFeatures)
-            var o0 = 0
-            while o0 < outFeatures {
-                let o1 = min(outFeatures, o0 + tr)
-                dequantizeRows(q, o0..<o1, into: buf)
-                BLAS.sgemm(transA: false, transB: false, m: n, n: inFeatures, k: o1 - o0, a: dOut + o0, lda: outFeatures, b: buf, ldb: inFeatures,
-                           beta: accumulate || o0 > 0 ? 1 : 0, c: dInput, ldc: inFeatures)
-                o0 = o1
+            forEachDequantizedTile(q, scratch: scratch) { rows, tile in
+                BLAS.sgemm(transA: false, transB: false, m: n, n: inFeatures, k: rows.count, a: dOut + rows.lowerBound, lda: outFeatures, b: tile, ldb: inFeatures,
+                           beta: accumulate || rows.lowerBound > 0 ? 1 : 0, c: dInput, ldc: inFeatures)
             }
         }
     }

@@ -11,22 +11,15 @@ Run from the repository root:  python3 scripts/golden/models/make_full_finetune.
 Pinned versions: scripts/golden/requirements-models.txt
 """
 import json
+import os
+import sys
 
 import torch
 from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM
 
-
-def batch(rows, idx):
-    L = max(len(rows[i]["input_ids"]) for i in idx)
-    ids, att, lab = [], [], []
-    for i in idx:
-        r = rows[i]
-        n = len(r["input_ids"])
-        ids.append(r["input_ids"] + [0] * (L - n))
-        att.append([1] * n + [0] * (L - n))
-        lab.append(r["labels"] + [-100] * (L - n))
-    return torch.tensor(ids), torch.tensor(att), torch.tensor(lab)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from padded import batch  # noqa: E402
 
 
 def main():
