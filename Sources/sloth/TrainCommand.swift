@@ -5,7 +5,7 @@ import Sloth
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "LoRA fine-tune a Hugging Face model folder on a JSONL dataset.",
+        abstract: "Fine-tune a Hugging Face model folder on a JSONL dataset: LoRA, QLoRA (4-bit base) or every weight (--full).",
         discussion: """
         Rows of --data (one format per file, detected): pre-tokenized {"input_ids": [...], "labels": [...]}
         (labels optional, aligned with input_ids as in transformers; -100 is ignored); {"text"};
@@ -18,6 +18,12 @@ struct TrainCommand: ParsableCommand {
                       --target-modules q_proj,v_proj --learning-rate 1e-4 --lr-scheduler cosine --warmup-steps 10
           sloth train --model ./m --adapter ./previous-adapter --data more.jsonl --output out/b --metrics out/b/metrics.jsonl
           sloth train --model ./Qwen2.5-0.5B --data chats.jsonl --output out/c --chat-template chatml --train-on-responses-only --packing
+          sloth train --model ./Llama-3.1-8B --data chat.jsonl --output out/q --load-in-4bit --optim adamw_8bit   # QLoRA
+          sloth train --model ./llama-bnb-4bit --data text.jsonl --output out/e --modules-to-save embed_tokens,lm_head \
+                      --embedding-learning-rate 5e-6
+          sloth train --model ./SmolLM-135M --data d.jsonl --output out/f --full --learning-rate 2e-5 --save-steps 100
+          sloth train --model ./SmolLM-135M --data d.jsonl --output out/f --full --learning-rate 2e-5 --save-steps 100 \
+                      --resume-from-checkpoint latest                       # after a crash: continues exactly
           sloth train --config run.yaml --learning-rate 1e-4        # every flag as a YAML key; the command line wins
           sloth train --config run.yaml --print-config              # the resolved configuration, nothing trained
 
