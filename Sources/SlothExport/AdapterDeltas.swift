@@ -69,6 +69,18 @@ public struct AdapterDeltas {
         try validate(against: shapes, baseLocation: baseLocation)
     }
 
+    /// A tied base has no lm_head.weight: an lm_head saved beside an equal embed_tokens (what Sloth writes for a tied
+    /// model, so that PEFT's untied copies agree) is the same tensor and is dropped; a different one cannot be merged.
+    public mutating func foldTiedHead(baseHasHead: Bool) throws {
+        guard !baseHasHead, let head = replacements["lm_head.weight"] else { return }
+        guard let embed = replacements["model.embed_tokens.weight"], embed.values == head.values else {
+            throw ModelError.unsupported(file: folder.appendingPathComponent("adapter_model.safetensors").path,
+                                         what: "merging a trained lm_head that differs from embed_tokens into a model with tied embeddings",
+                                         hint: "The merged checkpoint would have one tensor for both; set tie_word_embeddings false in a copy of the base's config.json and re-save it with an lm_head.weight.")
+        }
+        replacements["lm_head.weight"] = nil
+    }
+
     /// Checks that every pair and replacement names a base tensor of a matching shape.
     public func validate(against shapes: [String: [Int]], baseLocation: String) throws {
         let adapterFile = folder.appendingPathComponent("adapter_model.safetensors").path
@@ -86,7 +98,9 @@ public struct AdapterDeltas {
             guard let s = shapes[name] else {
                 throw ModelError.unsupported(file: adapterFile, what: "saved module '\(name)', which \(baseLocation) does not have", hint: "Merge the adapter into the base model it was trained on.")
             }
-            guard s == r.shape else {
+            // embed_tokens / lm_head with more rows: tokens were added (the merge grows the vocabulary).
+            let grown = (name == "model.embed_tokens.weight" || name == "lm_head.weight") && s.count == 2 && r.shape.count == 2 && r.shape[1] == s[1] && r.shape[0] > s[0]
+            guard s == r.shape || grown else {
                 throw ModelError.badField(file: adapterFile, field: name, detail: "saved module has shape \(r.shape), but that weight in \(baseLocation) has shape \(s): the adapter belongs to another model")
             }
         }

@@ -274,7 +274,8 @@ public enum GGUFExport {
                            progress: (String) -> Void = { _ in }) throws -> Report {
         let c = try ModelConfig.load(from: model)
         let weights = try SafeTensorsCollection(path: model)
-        let deltas = try adapter.map { try AdapterDeltas(folder: $0) }
+        var deltas = try adapter.map { try AdapterDeltas(folder: $0) }
+        try deltas?.foldTiedHead(baseHasHead: try weights.entry("lm_head.weight") != nil)
         try deltas?.validate(against: weights, baseLocation: model.path)
         var report = Report()
         let arch = architectureName(c.architecture)

@@ -56,7 +56,8 @@ public enum MergedExport {
                            progress: (String) -> Void = { _ in }) throws -> Report {
         let config = try ModelConfig.load(from: model)   // a folder Sloth understands (model_type, shapes)
         let base = try SafeTensorsCollection(path: model)
-        let deltas = try adapter.map { try AdapterDeltas(folder: $0) }
+        var deltas = try adapter.map { try AdapterDeltas(folder: $0) }
+        try deltas?.foldTiedHead(baseHasHead: try base.entry("lm_head.weight") != nil)
         // 4-bit weights of a bitsandbytes base: read (and checked) up front; their companions are not copied.
         var fourBit: [String: FourBitTensor] = [:]
         var companions = Set<String>()
@@ -70,6 +71,12 @@ public enum MergedExport {
         var shapes: [String: [Int]] = [:]
         for n in base.names { entries[n] = try base.entry(n); shapes[n] = fourBit[n]?.shape ?? entries[n]!.shape }
         try deltas?.validate(against: shapes, baseLocation: model.path)
+        // Tokens added in training (--add-tokens): the saved embed_tokens / lm_head have more rows than the base.
+        var grownVocab: Int? = nil
+        for (name, r) in deltas?.replacements ?? [:] where r.shape.count == 2 && shapes[name] != nil && r.shape[0] > shapes[name]![0] {
+            shapes[name] = r.shape
+            grownVocab = max(grownVocab ?? 0, r.shape[0])
+        }
         let names = base.names.filter { !companions.contains($0) }
 
         // Source order: by shard file, then by position in the file (what save_pretrained wrote).
@@ -90,7 +97,13 @@ public enum MergedExport {
         }
         let outBytes = order.map { $0.reduce(0) { $0 + outSize($1) } }
         let largest = names.map(outSize).max() ?? 0
-        let others = try copiedFiles(model)
+        // With new tokens, the adapter's tokenizer.json (which holds them) replaces the base's.
+        var others = try copiedFiles(model)
+        if grownVocab != nil, let adapter, FileManager.default.fileExists(atPath: adapter.appendingPathComponent("tokenizer.json").path) {
+            let t = adapter.appendingPathComponent("tokenizer.json")
+            others = others.filter { $0.url.lastPathComponent != "tokenizer.json" }
+                + [(t, (try? FileManager.default.attributesOfItem(atPath: t.path)[.size] as? Int) ?? 0)]
+        }
         let otherBytes = others.reduce(0) { $0 + $1.size }
         // The writer holds one shard's bytes twice while it closes the shard (temp data + shard file).
         let shardSlack = min(max(options.maxShardBytes, largest), outBytes.reduce(0, +))
@@ -156,11 +169,11 @@ public enum MergedExport {
         try writer.finish()
         for o in others {
             var data = try Data(contentsOf: o.url)
-            if o.url.lastPathComponent == "config.json" && (options.dtype != nil || !fourBit.isEmpty || options.quantize != nil) {
+            if o.url.lastPathComponent == "config.json" && (options.dtype != nil || !fourBit.isEmpty || options.quantize != nil || grownVocab != nil) {
                 let sourceDType = fourBit.values.first.map(\.dtype) ?? config.dtype ?? "float32"
                 let dt = options.dtype.map(dtypeName) ?? (["bfloat16", "float16", "float32"].contains(sourceDType) ? sourceDType : "float32")
                 data = try configFor(data, dtype: options.dtype != nil || !fourBit.isEmpty ? dt : nil,
-                                     quantization: options.quantize.map { ($0, options.computeDType ?? dt) }, file: o.url.path)
+                                     quantization: options.quantize.map { ($0, options.computeDType ?? dt) }, file: o.url.path, vocabSize: grownVocab)
             }
             try writeAtomically(data, to: target.appendingPathComponent(o.url.lastPathComponent))
         }
@@ -190,10 +203,11 @@ public enum MergedExport {
 
     /// config.json with `torch_dtype` (transformers 4) and `dtype` (transformers 5) naming the output dtype (when
     /// given), and `quantization_config` as transformers' BitsAndBytesConfig writes it (or removed when not quantized).
-    public static func configFor(_ data: Data, dtype: String?, quantization: (QuantizeOnLoad, String)?, file: String) throws -> Data {
+    public static func configFor(_ data: Data, dtype: String?, quantization: (QuantizeOnLoad, String)?, file: String, vocabSize: Int? = nil) throws -> Data {
         guard var dict = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw ExportError.io(path: file, detail: "config.json is not a JSON object")
         }
+        if let vocabSize { dict["vocab_size"] = vocabSize }
         if let dtype { dict["torch_dtype"] = dtype; dict["dtype"] = dtype }
         if let (q, compute) = quantization {
             dict["quantization_config"] = [

@@ -74,12 +74,12 @@ public final class DecoderLayer: @unchecked Sendable {
 
 /// A Llama-family decoder-only model in fp32: weights under HF names, LoRA pairs attached to its linears.
 public final class LanguageModel: @unchecked Sendable {
-    public let config: ModelConfig
-    public let embedTokens: Tensor        // (V, D)
+    public private(set) var config: ModelConfig
+    public private(set) var embedTokens: Tensor        // (V, D)
     public let layers: [DecoderLayer]
     public let finalNorm: Tensor          // (D)
     /// (V, D); the embedding itself when tied.
-    public let lmHead: Tensor
+    public private(set) var lmHead: Tensor
     public internal(set) var lora: LoRAConfig?
     /// Modules trained in full beside LoRA (`--modules-to-save`), with their gradients. In a tied model embed_tokens and
     /// lm_head are one tensor with one gradient (both uses add into it).
@@ -222,6 +222,36 @@ extension LanguageModel {
             if modulesToSave.contains(.embedTokens) { embedGrad = Tensor(embedTokens.shape) }
             if modulesToSave.contains(.lmHead) { lmHeadGrad = Tensor(lmHead.shape) }
         }
+    }
+
+    /// Grows the vocabulary to `size` rows (new tokens): embed_tokens and lm_head get new rows set to the mean of their
+    /// trained rows (largest value > 1e-16, as the untrained-token check), as Unsloth's add_new_tokens. Call before
+    /// trainModules / enableFullTraining. Shrinking is refused (returns false).
+    @discardableResult
+    public func resizeVocabulary(to size: Int) -> Bool {
+        let v = config.vocabSize, d = config.hiddenSize
+        guard size >= v else { return false }
+        if size == v { return true }
+        func grown(_ t: Tensor) -> Tensor {
+            let g = Tensor([size, d])
+            (g.data).update(from: t.data, count: v * d)
+            var mean = [Double](repeating: 0, count: d), n = 0
+            for r in 0..<v {
+                var m = -Float.infinity
+                for j in 0..<d { m = max(m, t[r * d + j]) }
+                guard m > 1e-16 else { continue }
+                n += 1
+                for j in 0..<d { mean[j] += Double(t[r * d + j]) }
+            }
+            for r in v..<size { for j in 0..<d { g[r * d + j] = Float(mean[j] / Double(max(n, 1))) } }
+            return g
+        }
+        let tied = lmHead === embedTokens
+        embedTokens = grown(embedTokens)
+        lmHead = tied ? embedTokens : grown(lmHead)
+        config.vocabSize = size
+        if isFullTraining || !modulesToSave.isEmpty { trainModules(isFullTraining ? SavedModule.allCases : modulesToSave) }
+        return true
     }
 
     /// Full fine-tuning: allocates a gradient for every weight (linears must be fp32, not 4-bit).

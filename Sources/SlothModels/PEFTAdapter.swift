@@ -75,6 +75,11 @@ public enum PEFTAdapter {
         }
         // modules_to_save: whole embed_tokens / lm_head replacing the base's (copied in place; tied models share one).
         var saved: [SavedModule] = []
+        // New tokens: saved modules with more rows than the base grow it first (PEFT users call resize_token_embeddings).
+        if let rows = SavedModule.allCases.compactMap({ st.entry(prefix + ($0 == .embedTokens ? "model.embed_tokens.weight" : "lm_head.weight"))?.shape.first }).max(),
+           rows > model.config.vocabSize {
+            model.resizeVocabulary(to: rows)
+        }
         for m in SavedModule.allCases {
             let name = prefix + (m == .embedTokens ? "model.embed_tokens.weight" : "lm_head.weight")
             guard let e = st.entry(name) else { continue }

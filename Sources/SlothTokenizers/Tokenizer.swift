@@ -86,6 +86,22 @@ public final class Tokenizer: @unchecked Sendable {
         for t in addedTokens { addedById[t.id] = t; addedByContent[t.content] = t.id }
     }
 
+    /// Adds tokens as `tokenizer.add_tokens` does (HF): each new content gets the next id (len(tokenizer) upward);
+    /// contents already in the vocabulary keep their id. Returns the ids of `contents`, in order.
+    @discardableResult
+    public func addTokens(_ contents: [String], special: Bool = false) -> [Int] {
+        var next = vocabSize
+        var out: [Int] = []
+        var tokens = addedTokens
+        for c in contents {
+            if let id = tokenToId(c) ?? tokens.first(where: { $0.content == c })?.id { out.append(id); continue }
+            tokens.append(AddedToken(content: c, id: next, special: special))
+            out.append(next); next += 1
+        }
+        setAddedTokens(tokens)
+        return out
+    }
+
     /// Replaces the added tokens (healing).
     func setAddedTokens(_ tokens: [AddedToken]) {
         addedTokens = tokens

@@ -16,8 +16,9 @@ struct DataOptions: ParsableArguments {
     var packing = false
 
     /// Reads the dataset with the model folder's tokenizer and chat template.
-    func load(_ data: URL, model: URL, maxLength: Int, vocabSize: Int) throws -> [TokenizedRow] {
-        var o = DatasetOptions(codec: try TextEncoding.codec(for: model))
+    /// `tokenizer` replaces the folder's (e.g. with tokens added by --add-tokens).
+    func load(_ data: URL, model: URL, maxLength: Int, vocabSize: Int, tokenizer: Tokenizer? = nil) throws -> [TokenizedRow] {
+        var o = DatasetOptions(codec: try tokenizer ?? TextEncoding.codec(for: model))
         if let codec = o.codec {
             if let spec = chatTemplate {
                 o.chat = try ChatFormatter(folder: model, templateSpec: spec, codec: codec)

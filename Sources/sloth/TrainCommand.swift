@@ -49,6 +49,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Comma-separated modules to adapt, or all-linear.") var targetModules: String = "all-linear"
     @Flag(help: "rsLoRA scaling: alpha / sqrt(r).") var useRslora = false
     @Option(help: "Train these whole modules beside LoRA and save them in the adapter (PEFT modules_to_save): embed_tokens, lm_head (one tensor in tied models).") var modulesToSave: String?
+    @Option(help: "Comma-separated new tokens for the tokenizer; embed_tokens and lm_head grow, the new rows start at the mean of the trained rows (needs --modules-to-save embed_tokens,lm_head or --full). OUTPUT gets the extended tokenizer.json.") var addTokens: String?
+    @Flag(help: "With --add-tokens: the new tokens are special (never split, skipped when decoding with skip_special_tokens).") var addSpecialTokens = false
     @Option(help: "Learning rate of --modules-to-save (Unsloth's embedding_learning_rate; default: --learning-rate).") var embeddingLearningRate: Double?
 
     @Option(help: "adamw | adamw_8bit (bitsandbytes' 8-bit states) | sgd.") var optim: String = "adamw"
@@ -124,6 +126,24 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
+    /// --add-tokens: the folder's tokenizer with the new tokens, and the model's vocabulary grown to hold them.
+    func extendedTokenizer(_ lm: LanguageModel, _ modelURL: URL) throws -> Tokenizer? {
+        guard let addTokens else { return nil }
+        let new = addTokens.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !new.isEmpty else { throw ValidationError("--add-tokens: no token given") }
+        guard full || (lm.embedGrad != nil && lm.lmHeadGrad != nil) else {
+            throw ValidationError("--add-tokens: the new tokens' embeddings must be trained: add --modules-to-save embed_tokens,lm_head (or use --full)")
+        }
+        guard FileManager.default.fileExists(atPath: modelURL.appendingPathComponent("tokenizer.json").path)
+                || FileManager.default.fileExists(atPath: modelURL.appendingPathComponent("tokenizer.model").path) else {
+            throw ValidationError("--add-tokens: \(model) has no tokenizer.json or tokenizer.model to add tokens to")
+        }
+        let tok = try Tokenizer.load(from: modelURL)
+        tok.addTokens(new, special: addSpecialTokens)
+        lm.resizeVocabulary(to: max(lm.config.vocabSize, tok.vocabSize))
+        return tok
+    }
+
     func savedModules() throws -> [SavedModule] {
         guard let modulesToSave else { return [] }
         return try modulesToSave.split(separator: ",").map {
@@ -153,7 +173,9 @@ struct TrainCommand: ParsableCommand {
             lm.addLoRA(LoRAConfig(rank: loraRank, alpha: loraAlpha, dropout: loraDropout ?? 0, useRSLoRA: useRslora, targets: try targets()), seed: seed)
         }
         if modulesToSave != nil && !full { lm.trainModules(try savedModules()) }
-        let rows = try dataOptions.load(URL(fileURLWithPath: data), model: modelURL, maxLength: maxSeqLength, vocabSize: lm.config.vocabSize)
+        let tokenizer = try extendedTokenizer(lm, modelURL)
+        let rows = try dataOptions.load(URL(fileURLWithPath: data), model: modelURL, maxLength: maxSeqLength, vocabSize: lm.config.vocabSize,
+                                        tokenizer: tokenizer)
         var p = TrainingParameters()
         p.learningRate = learningRate; p.weightDecay = weightDecay; p.adamBeta1 = adamBeta1; p.adamBeta2 = adamBeta2
         p.adamEpsilon = adamEpsilon; p.maxGradNorm = maxGradNorm > 0 ? maxGradNorm : nil
@@ -225,7 +247,7 @@ struct TrainCommand: ParsableCommand {
                 progress.update(m)
                 try metricsWriter.write(m)
                 if saveSteps > 0, m.step % saveSteps == 0, m.step < maxSteps {
-                    try saveCheckpoint(trainer, lm, to: out, step: m.step)
+                    try saveCheckpoint(trainer, lm, to: out, step: m.step, tokenizer: tokenizer)
                     checkpoints.append(m.step)
                     if let e = m.eval_loss, run.bestEvalLoss.map({ e < $0 }) ?? true { run.bestCheckpoint = "checkpoint-\(m.step)"; run.bestEvalLoss = e }
                     // --save-total-limit: drop the oldest, never the best.
@@ -245,7 +267,7 @@ struct TrainCommand: ParsableCommand {
             progress.header(String(format: "compressed offload tier: %.3f of the checkpoint bytes (%@ -> %@ stored over the run)",
                                    Double(t.compressedBytes) / Double(t.rawBytes), ByteCount.format(t.rawBytes), ByteCount.format(t.compressedBytes)))
         }
-        try saveTrained(lm, to: out)
+        try saveTrained(lm, to: out, tokenizer: tokenizer)
         run.finished = true
         try run.write(to: out)
         progress.header("adapter written to \(out.path)" + (run.bestCheckpoint.map { "; best checkpoint by eval loss: \($0)" } ?? ""))
@@ -259,12 +281,12 @@ struct TrainCommand: ParsableCommand {
 extension TrainCommand {
     /// OUTPUT/checkpoint-N: the adapter, optimizer.safetensors and trainer_state.json, written into a hidden folder
     /// and renamed when complete, so a checkpoint is never half-written (a kill leaves only the hidden folder).
-    func saveCheckpoint(_ trainer: Trainer, _ lm: LanguageModel, to out: URL, step: Int) throws {
+    func saveCheckpoint(_ trainer: Trainer, _ lm: LanguageModel, to out: URL, step: Int, tokenizer: Tokenizer?) throws {
         let fm = FileManager.default
         let final = out.appendingPathComponent("checkpoint-\(step)")
         let tmp = out.appendingPathComponent(".checkpoint-\(step).partial")
         try? fm.removeItem(at: tmp)
-        try saveTrained(lm, to: tmp)
+        try saveTrained(lm, to: tmp, tokenizer: tokenizer)
         try trainer.saveState(to: tmp)
         try? fm.removeItem(at: final)
         guard rename(tmp.path, final.path) == 0 else { throw ValidationError("cannot rename \(tmp.path) to \(final.path): \(String(cString: strerror(errno)))") }
@@ -272,7 +294,8 @@ extension TrainCommand {
 
     /// The adapter (LoRA), or with --full the whole model: fp32 safetensors under HF names (sharded at 5 GB) beside
     /// the source folder's config (dtype float32), generation config and tokenizer files.
-    func saveTrained(_ lm: LanguageModel, to dir: URL) throws {
+    func saveTrained(_ lm: LanguageModel, to dir: URL, tokenizer: Tokenizer?) throws {
+        defer { if let tokenizer { try? TokenizerWriter.write(tokenizer, to: dir.appendingPathComponent("tokenizer.json")) } }
         guard full else { try PEFTAdapter.save(lm, to: dir, baseModel: model); return }
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let writer = try ShardedSafeTensorsWriter(directory: dir, maxShardBytes: 5_000_000_000, metadata: ["format": "pt"])
@@ -280,7 +303,10 @@ extension TrainCommand {
         try writer.finish()
         for f in try MergedExport.copiedFiles(URL(fileURLWithPath: model)) {
             var data = try Data(contentsOf: f.url)
-            if f.url.lastPathComponent == "config.json" { data = try MergedExport.configFor(data, dtype: "float32", quantization: nil, file: f.url.path) }
+            if f.url.lastPathComponent == "config.json" {
+                data = try MergedExport.configFor(data, dtype: "float32", quantization: nil, file: f.url.path, vocabSize: lm.config.vocabSize)
+            }
+            if tokenizer != nil && f.url.lastPathComponent == "tokenizer.json" { continue }
             try writeAtomically(data, to: dir.appendingPathComponent(f.url.lastPathComponent))
         }
     }

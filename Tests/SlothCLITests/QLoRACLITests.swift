@@ -200,3 +200,55 @@ func fullFinetuneOutputLoadsInTransformers(_ name: String) throws {
         #expect(abs(Double(saved[bad * D + j]) - mean) < 1e-6)
     }
 }
+
+/// --add-tokens: the tokenizer gets the new tokens (next ids), embed_tokens and lm_head grow with rows at the mean of
+/// the trained rows, the adapter and its tokenizer.json carry them; Sloth loads the adapter onto the base (growing it),
+/// PEFT on the resized base gives Sloth's logits, and the merged model (vocab_size and tokenizer updated) loads in
+/// transformers with the same logits.
+@Test func addTokensGrowTheVocabulary() throws {
+    let tmp = TrainFixtures.tempDir()
+    defer { try? FileManager.default.removeItem(at: tmp) }
+    let demo = QuantFixtures.repo.appendingPathComponent("models/demo")
+    let data = tmp.appendingPathComponent("data.jsonl")
+    try (0..<8).map { "{\"prompt\": \"<|think|> Tell me about \($0).\", \"completion\": \" It is \($0). <|done|>\"}" }.joined(separator: "\n")
+        .write(to: data, atomically: true, encoding: .utf8)
+    let out = tmp.appendingPathComponent("a")
+    let (s, _, e) = try CLI.run(["train", "--model", demo.path, "--data", data.path, "--output", out.path, "--max-steps", "2", "--learning-rate", "0",
+                                 "--add-tokens", "<|think|>,<|done|>", "--add-special-tokens", "--modules-to-save", "embed_tokens,lm_head", "--quiet", "--no-report"])
+    try #require(s == 0, "\(e)")
+    let tok = try Tokenizer.load(from: out.appendingPathComponent("tokenizer.json"))
+    #expect(tok.tokenToId("<|think|>") == 512 && tok.tokenToId("<|done|>") == 513 && tok.vocabSize == 514)
+    let st = try SafeTensorsFile(url: out.appendingPathComponent("adapter_model.safetensors"))
+    let embed = try st.floats("base_model.model.model.embed_tokens.weight")
+    #expect(st.entry("base_model.model.model.embed_tokens.weight")?.shape == [514, 128])
+    // lr 0: the new rows are still the mean of the base's rows.
+    let base = try LanguageModel.load(folder: demo)
+    for j in [0, 64, 127] {
+        let mean = (0..<512).reduce(0.0) { $0 + Double(base.embedTokens[$1 * 128 + j]) } / 512
+        #expect(abs(Double(embed[512 * 128 + j]) - mean) < 1e-6 && abs(Double(embed[513 * 128 + j]) - mean) < 1e-6)
+    }
+    // Missing --modules-to-save: refused.
+    let (s2, _, e2) = try CLI.run(["train", "--model", demo.path, "--data", data.path, "--output", tmp.appendingPathComponent("b").path, "--max-steps", "1",
+                                   "--add-tokens", "<|think|>", "--quiet", "--no-report"])
+    #expect(s2 != 0 && e2.contains("--modules-to-save embed_tokens,lm_head"), "\(e2)")
+    try PEFTAdapter.load(out, into: base)
+    #expect(base.config.vocabSize == 514)
+    guard pythonReferenceAvailable else { return }
+    let ids = tok.encode("<|think|> Tell me about 3. It is 3. <|done|>").map(Int32.init)
+    let logits = try Engine(model: base).logits(TokenBatch(rows: [(ids, ids)]))
+    let row = tmp.appendingPathComponent("row.jsonl"), lf = tmp.appendingPathComponent("logits.safetensors")
+    try "{\"input_ids\": [\(ids.map(String.init).joined(separator: ", "))]}\n".write(to: row, atomically: true, encoding: .utf8)
+    try SafeTensorsWriter.write([WritableTensor(name: "logits", shape: [1, ids.count, 514], floats: logits.array)], to: lf)
+    let (c1, t1) = try runReferenceScript("scripts/golden/check_peft_adapter.py", ["--model", demo.path, "--adapter", out.path, "--resize-vocab", "514",
+                                            "--data", row.path, "--expect-logits", lf.path])
+    print("added tokens, PEFT on the resized base: \(t1.split(separator: "\n").filter { $0.contains("logit") || $0.contains("OK") || $0.contains("FAIL") }.joined(separator: " "))")
+    #expect(c1 == 0)
+    let merged = tmp.appendingPathComponent("merged")
+    let (s3, _, e3) = try CLI.run(["export", "merged", "--model", demo.path, "--adapter", out.path, "--output", merged.path, "--dtype", "f32", "--quiet"])
+    try #require(s3 == 0, "\(e3)")
+    #expect(try ModelConfig.load(from: merged).vocabSize == 514)
+    #expect(try Tokenizer.load(from: merged).tokenToId("<|done|>") == 513)
+    let (c2, t2) = try runReferenceScript("scripts/golden/check_peft_adapter.py", ["--model", merged.path, "--data", row.path, "--expect-logits", lf.path])
+    print("added tokens, merged model in transformers: \(t2.split(separator: "\n").filter { !$0.contains("kernels") }.joined(separator: " "))")
+    #expect(c2 == 0)
+}

@@ -96,6 +96,7 @@ def main(argv=None):
     ap.add_argument("--expect-logits", required=True)
     ap.add_argument("--key", default="logits")
     ap.add_argument("--tolerance", type=float, default=1e-4)
+    ap.add_argument("--resize-vocab", type=int, help="model.resize_token_embeddings(N) before loading the adapter (tokens added in training)")
     args = ap.parse_args(argv)
 
     import warnings
@@ -128,6 +129,8 @@ def main(argv=None):
                                                          attn_implementation="eager")
         except Exception as e:
             fail_input(f"{args.model}: transformers could not load the model ({type(e).__name__}: {e})")
+        if args.resize_vocab:
+            model.resize_token_embeddings(args.resize_vocab)
         vocab = model.get_input_embeddings().weight.shape[0]
         bad = [i for i in ids if i < 0 or i >= vocab]
         if bad:
