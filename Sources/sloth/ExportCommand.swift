@@ -50,15 +50,7 @@ struct ExportMergedCommand: ParsableCommand {
         try reportingErrors {
             var o = MergedExport.Options(maxShardBytes: ByteCount.parse(maxShardSize)!, lowDisk: lowDisk)
             o.dtype = dtype.map { ["bf16": DType.bf16, "f16": .f16, "f32": .f32][$0]! }
-            let start = Date()
-            let line = ProgressLine(quiet: quiet)
-            let r = try MergedExport.run(model: URL(fileURLWithPath: model), adapter: adapter.map { URL(fileURLWithPath: $0) },
-                                         output: URL(fileURLWithPath: output), options: o, progress: line.show)
-            line.done()
-            if !quiet {
-                FileHandle.standardError.write(Data(String(format: "wrote %@: %d tensors (%d merged), %.2f GB in %.1f s\n",
-                                                           output, r.tensors, r.merged, Double(r.bytes) / 1e9, Date().timeIntervalSince(start)).utf8))
-            }
+            try runMergedExport(model: model, adapter: adapter, output: output, options: o, quiet: quiet)
         }
     }
 }
@@ -101,16 +93,21 @@ struct ExportBNB4bitCommand: ParsableCommand {
             var o = MergedExport.Options(maxShardBytes: ByteCount.parse(maxShardSize)!)
             o.quantize = QuantizeOnLoad(type: FourBitType(rawValue: quantType)!, doubleQuant: !noDoubleQuant)
             o.computeDType = computeDtype
-            let start = Date()
-            let line = ProgressLine(quiet: quiet)
-            let r = try MergedExport.run(model: URL(fileURLWithPath: model), adapter: adapter.map { URL(fileURLWithPath: $0) },
-                                         output: URL(fileURLWithPath: output), options: o, progress: line.show)
-            line.done()
-            if !quiet {
-                FileHandle.standardError.write(Data(String(format: "wrote %@: %d tensors (%d merged), %.3f GB in %.1f s\n",
-                                                           output, r.tensors, r.merged, Double(r.bytes) / 1e9, Date().timeIntervalSince(start)).utf8))
-            }
+            try runMergedExport(model: model, adapter: adapter, output: output, options: o, quiet: quiet)
         }
+    }
+}
+
+/// `export merged` and `export bnb-4bit`: the streamed export with a progress line and a summary.
+func runMergedExport(model: String, adapter: String?, output: String, options: MergedExport.Options, quiet: Bool) throws {
+    let start = Date()
+    let line = ProgressLine(quiet: quiet)
+    let r = try MergedExport.run(model: URL(fileURLWithPath: model), adapter: adapter.map { URL(fileURLWithPath: $0) },
+                                 output: URL(fileURLWithPath: output), options: options, progress: line.show)
+    line.done()
+    if !quiet {
+        FileHandle.standardError.write(Data(String(format: "wrote %@: %d tensors (%d merged), %.3f GB in %.1f s\n",
+                                                   output, r.tensors, r.merged, Double(r.bytes) / 1e9, Date().timeIntervalSince(start)).utf8))
     }
 }
 
