@@ -58,13 +58,14 @@ public enum MergedExport {
         let base = try SafeTensorsCollection(path: model)
         var deltas = try adapter.map { try AdapterDeltas(folder: $0) }
         try deltas?.foldTiedHead(baseHasHead: try base.entry("lm_head.weight") != nil)
-        // 4-bit weights of a bitsandbytes base: read (and checked) up front; their companions are not copied.
-        var fourBit: [String: FourBitTensor] = [:]
+        // 4-bit weights of a bitsandbytes base: their quant_state up front (shape, dtype), their codes when each is
+        // written (memory stays near one tensor); their companions are not copied.
+        var fourBit: [String: BNBCheckpoint.QuantState] = [:]
         var companions = Set<String>()
         if config.quantization != nil {
             for n in base.names where n.contains(".quant_state.bitsandbytes__") {
                 let w = String(n[..<n.range(of: ".quant_state.bitsandbytes__")!.lowerBound])
-                if let q = try BNBCheckpoint.read(w, from: base) { fourBit[w] = q; companions.formUnion(BNBCheckpoint.companionKeys(w)) }
+                if let q = try BNBCheckpoint.quantState(w, from: base) { fourBit[w] = q; companions.formUnion(BNBCheckpoint.companionKeys(w)) }
             }
         }
         var entries: [String: TensorEntry] = [:]
@@ -92,7 +93,8 @@ public enum MergedExport {
         }
         func outSize(_ name: String) -> Int {
             let n = shapes[name]!.reduce(1, *)
-            if options.quantize != nil && isDecoderLinear(name) { return (n + 1) / 2 + n / 64 + 1 + n / 16384 * 4 + 1024 + 256 * 4 + 64 }
+            // 4-bit: codes and absmax, plus the 16-value quant_map and the quant_state JSON.
+            if let q = options.quantize, isDecoderLinear(name) { return FourBitTensor.storageBytes(count: n, doubleQuant: q.doubleQuant) + 64 + 512 }
             return n * outDType(name).byteSize
         }
         let outBytes = order.map { $0.reduce(0) { $0 + outSize($1) } }
@@ -140,7 +142,13 @@ public enum MergedExport {
                 let dt = outDType(name)
                 var out: [WritableTensor]
                 if e.dtype.isFloatingPoint || fourBit[name] != nil {
-                    var w = try fourBit[name]?.dequantized() ?? base.floats(name)
+                    var w: [Float]
+                    if fourBit[name] != nil {
+                        guard let q = try BNBCheckpoint.read(name, from: base) else { throw ExportError.io(path: model.path, detail: "tensor \(name): its quant_state disappeared while exporting") }
+                        w = q.dequantized()
+                    } else {
+                        w = try base.floats(name)
+                    }
                     if deltas?.apply(to: name, values: &w, shape: shape) == true { report.merged += 1 }
                     if let qo = options.quantize, isDecoderLinear(name) {
                         if let bad = w.firstIndex(where: { !$0.isFinite }) {

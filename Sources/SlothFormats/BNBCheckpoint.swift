@@ -19,18 +19,33 @@ public enum BNBCheckpoint {
     static let validBlocksizes: Set<Int> = [32, 64, 128, 256, 512, 1024, 2048, 4096]
     static let validDtypes: Set<String> = ["float32", "bfloat16", "float16"]
 
-    /// The 4-bit tensor stored under `name` (a weight name such as `model.layers.0.mlp.up_proj.weight`), or nil when
-    /// `name` is not a bitsandbytes 4-bit weight. Every field is checked against the others; errors name the tensor.
-    public static func read(_ name: String, from st: SafeTensorsCollection) throws -> FourBitTensor? {
-        let found = try FourBitType.allCases.filter { try st.entry(quantStateKey(name, $0)) != nil }
-        guard let type = found.first else { return nil }
-        let file = st.fileURL(of: name)?.path ?? st.path.path
+    /// The fields of a 4-bit weight's quant_state JSON, checked; `json` is the whole object.
+    public struct QuantState {
+        public let type: FourBitType
+        public let blocksize: Int
+        public let dtype: String
+        public let shape: [Int]
+        let json: [String: Any]
+        let key: String
+        let file: String
+
         func bad(_ tensor: String, _ message: String) -> SafeTensorsError {
             SafeTensorsError(.badEntry, file: file, tensor: tensor, message: message,
                              hint: "The 4-bit checkpoint is damaged or was not written by bitsandbytes; re-save it with transformers + bitsandbytes, or use the 16-bit model with --load-in-4bit.")
         }
-        guard found.count == 1 else { throw bad(name, "has quant_state tensors for both nf4 and fp4") }
+    }
+
+    /// The quant_state of the 4-bit weight `name` (shape, dtype... without reading its codes), or nil when `name` is
+    /// not a bitsandbytes 4-bit weight.
+    public static func quantState(_ name: String, from st: SafeTensorsCollection) throws -> QuantState? {
+        let found = try FourBitType.allCases.filter { try st.entry(quantStateKey(name, $0)) != nil }
+        guard let type = found.first else { return nil }
+        let file = st.fileURL(of: name)?.path ?? st.path.path
         let qsKey = quantStateKey(name, type)
+        func bad(_ tensor: String, _ message: String) -> SafeTensorsError {
+            QuantState(type: type, blocksize: 0, dtype: "", shape: [], json: [:], key: qsKey, file: file).bad(tensor, message)
+        }
+        guard found.count == 1 else { throw bad(name, "has quant_state tensors for both nf4 and fp4") }
         let qsEntry = try st.entry(qsKey)!
         guard qsEntry.dtype == .u8 else { throw bad(qsKey, "quant_state must be uint8 (JSON bytes), found \(qsEntry.dtype)") }
         let qsBytes = try st.rawBytes(qsKey)
@@ -47,6 +62,15 @@ public enum BNBCheckpoint {
         guard let shapeNums = qs["shape"] as? [NSNumber], shapeNums.count == 2 else { throw bad(qsKey, "shape must be [out_features, in_features]") }
         let shape = shapeNums.map(\.intValue)
         guard shape.allSatisfy({ $0 > 0 && $0 < 1 << 31 }) else { throw bad(qsKey, "shape \(shape) is not positive") }
+        return QuantState(type: type, blocksize: blocksize, dtype: dtype, shape: shape, json: qs, key: qsKey, file: file)
+    }
+
+    /// The 4-bit tensor stored under `name` (a weight name such as `model.layers.0.mlp.up_proj.weight`), or nil when
+    /// `name` is not a bitsandbytes 4-bit weight. Every field is checked against the others; errors name the tensor.
+    public static func read(_ name: String, from st: SafeTensorsCollection) throws -> FourBitTensor? {
+        guard let state = try quantState(name, from: st) else { return nil }
+        let (type, blocksize, dtype, shape, qs, qsKey, file) = (state.type, state.blocksize, state.dtype, state.shape, state.json, state.key, state.file)
+        let bad = state.bad
         let n = shape[0] * shape[1], blocks = (n + blocksize - 1) / blocksize
 
         func tensor(_ suffix: String, _ dtype: DType, count: Int) throws -> TensorEntry {

@@ -254,30 +254,30 @@ public struct FourBitTensor: Sendable, Equatable {
         x.withUnsafeBufferPointer { quantize($0, shape: shape, type: type, blocksize: blocksize, doubleQuant: doubleQuant, dtype: dtype) }
     }
 
-    /// The absmax of block `b` as the dequantizer uses it.
-    @inline(__always)
-    public func scale(ofBlock b: Int) -> Float {
+    /// Dequantizes values `range` (flat indices) into `out` (count = range.count): codebook[code] * absmax in fp32, what
+    /// bitsandbytes' 4-bit matmul computes with for fp32 inputs (`F.dequantize_4bit` alone would round to `dtype`).
+    /// Each block's absmax is computed as it is reached (nested: map[code] * nested_absmax + offset, in float32), so no
+    /// per-tensor array is held.
+    public func dequantize(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        guard !range.isEmpty else { return }
         switch absmax {
-        case .plain(let a): return a[b]
-        case .nested(let codes, let na, let map, let offset, let nb): return map[Int(codes[b])] * na[b / nb] + offset
+        case .plain(let a):
+            a.withUnsafeBufferPointer { a in dequantize(range, into: out) { a[$0] } }
+        case .nested(let codes, let na, let map, let offset, let nb):
+            codes.withUnsafeBufferPointer { c in na.withUnsafeBufferPointer { na in map.withUnsafeBufferPointer { m in
+                dequantize(range, into: out) { m[Int(c[$0])] * na[$0 / nb] + offset }
+            } } }
         }
     }
 
-    /// The per-block absmax as the dequantizer uses it (nested: map[code] * nested_absmax + offset, in float32).
-    public func blockScales() -> [Float] { (0..<blocks).map(scale(ofBlock:)) }
-
-    /// Dequantizes values `range` (flat indices) into `out` (count = range.count): codebook[code] * absmax in fp32, what
-    /// bitsandbytes' 4-bit matmul computes with for fp32 inputs (`F.dequantize_4bit` alone would round to `dtype`).
-    /// Scales are computed per block, so no per-tensor array is held.
-    public func dequantize(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
-        guard !range.isEmpty else { return }
-        let cb = type.codebook, bs = blocksize
+    @inline(__always)
+    private func dequantize(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>, scale: (Int) -> Float) {
+        let bs = blocksize
         packed.withUnsafeBufferPointer { p in
-            cb.withUnsafeBufferPointer { cb in
+            type.codebook.withUnsafeBufferPointer { cb in
                 var i = range.lowerBound
                 while i < range.upperBound {
-                    let b = i / bs
-                    let s = scale(ofBlock: b)
+                    let b = i / bs, s = scale(b)
                     let end = min(range.upperBound, (b + 1) * bs)
                     for j in i..<end {
                         let byte = p[j >> 1]

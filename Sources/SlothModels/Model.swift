@@ -98,9 +98,12 @@ public final class LanguageModel: @unchecked Sendable {
     /// Linear weights stored as bitsandbytes 4-bit load as they are; with `quantize`, 16/32-bit linear weights are
     /// quantized one tensor at a time as they are read (the whole model never exists in fp32).
     public static func load(config c: ModelConfig, weights source: WeightSource, quantize: QuantizeOnLoad? = nil) throws -> LanguageModel {
-        func tensor(_ name: String, _ shape: [Int]) throws -> Tensor {
+        func checkShape(_ name: String, _ shape: [Int]) throws {
             guard let found = try source.shape(of: name) else { throw ModelError.missingTensor(file: source.location, tensor: name) }
             guard found == shape else { throw ModelError.wrongShape(file: source.location, tensor: name, expected: shape, found: found) }
+        }
+        func tensor(_ name: String, _ shape: [Int]) throws -> Tensor {
+            try checkShape(name, shape)
             return Tensor(shape, try source.floats(name))
         }
         func optional(_ name: String, _ shape: [Int], required: Bool) throws -> Tensor? {
@@ -124,8 +127,7 @@ public final class LanguageModel: @unchecked Sendable {
                                               detail: "config.json says the checkpoint is bitsandbytes 4-bit, but this weight has no quant_state; the folder mixes checkpoints")
                 }
                 if let quantize {
-                    guard let found = try source.shape(of: name) else { throw ModelError.missingTensor(file: source.location, tensor: name) }
-                    guard found == [out, inF] else { throw ModelError.wrongShape(file: source.location, tensor: name, expected: [out, inF], found: found) }
+                    try checkShape(name, [out, inF])
                     let w = try source.floats(name)
                     if let bad = w.firstIndex(where: { !$0.isFinite }) {
                         throw ModelError.badField(file: source.location, field: name, detail: "value \(bad) is \(w[bad]); 4-bit quantization needs finite weights")
@@ -194,19 +196,28 @@ public final class LanguageModel: @unchecked Sendable {
         return QuantizeOnLoad(type: q.type, doubleQuant: true)
     }
 
-    /// Bytes held by the weights: (decoder linears, everything else).
-    public var weightBytes: (linear: Int, other: Int) {
-        var lin = 0, other = embedTokens.count * 4 + finalNorm.count * 4 + (lmHead === embedTokens ? 0 : lmHead.count * 4)
+    /// Bytes held by the weights: decoder linears, everything else, and the linears' parameter count.
+    public var weightBytes: (linear: Int, other: Int, linearParameters: Int) {
+        var lin = 0, params = 0, other = embedTokens.count * 4 + finalNorm.count * 4 + (lmHead === embedTokens ? 0 : lmHead.count * 4)
         for l in layers {
             other += (l.inputNorm.count + l.postAttentionNorm.count) * 4
-            for m in LinearModule.allCases { let x = l.linear(m); lin += x.storage.bytes; other += (x.bias?.count ?? 0) * 4 }
+            for m in LinearModule.allCases {
+                let x = l.linear(m)
+                lin += x.storage.bytes; params += x.inFeatures * x.outFeatures; other += (x.bias?.count ?? 0) * 4
+            }
         }
-        return (lin, other)
+        return (lin, other, params)
     }
 
-    /// Number of trainable (LoRA) parameters.
+    /// Number of trainable parameters: LoRA pairs and whole tensors trained in full.
     public var trainableParameterCount: Int {
-        loraPairs.reduce(0) { $0 + $1.pair.a.count + $1.pair.b.count } + savedModuleParameters.reduce(0) { $0 + $1.param.count }
+        loraPairs.reduce(0) { $0 + $1.pair.a.count + $1.pair.b.count } + wholeTrainedParameterCount
+    }
+
+    /// Parameters of the whole tensors trained in full (every weight with --full, else the modules to save): the ones
+    /// with a full-size gradient and optimizer state.
+    public var wholeTrainedParameterCount: Int {
+        (isFullTraining ? fullParameters.map(\.param) : savedModuleParameters.map(\.param)).reduce(0) { $0 + $1.count }
     }
 }
 
@@ -224,8 +235,31 @@ extension LanguageModel {
         }
     }
 
+    /// Largest value of a row at or below this: the row was never trained (Unsloth's fix_untrained_tokens test).
+    public static let untrainedRowMax: Float = 1e-16
+
+    /// Rows of `table` (V, D) whose largest value is <= `untrainedRowMax`.
+    public static func untrainedRows(_ table: Tensor) -> Set<Int> {
+        let v = table.shape[0], d = table.shape[1]
+        var out = Set<Int>()
+        for r in 0..<v {
+            var m = -Float.infinity
+            for j in 0..<d { m = max(m, table[r * d + j]) }
+            if m <= untrainedRowMax { out.insert(r) }
+        }
+        return out
+    }
+
+    /// The mean of the trained rows of `table` (V, D), summed in fp64 (zeros when no row is trained).
+    public static func trainedRowMean(_ table: Tensor) -> [Float] {
+        let v = table.shape[0], d = table.shape[1], untrained = untrainedRows(table)
+        var mean = [Double](repeating: 0, count: d), n = 0
+        for r in 0..<v where !untrained.contains(r) { n += 1; for j in 0..<d { mean[j] += Double(table[r * d + j]) } }
+        return mean.map { Float($0 / Double(max(n, 1))) }
+    }
+
     /// Grows the vocabulary to `size` rows (new tokens): embed_tokens and lm_head get new rows set to the mean of their
-    /// trained rows (largest value > 1e-16, as the untrained-token check), as Unsloth's add_new_tokens. Call before
+    /// trained rows (`trainedRowMean`), as Unsloth's add_new_tokens. Call before
     /// trainModules / enableFullTraining. Shrinking is refused (returns false).
     @discardableResult
     public func resizeVocabulary(to size: Int) -> Bool {
@@ -235,15 +269,8 @@ extension LanguageModel {
         func grown(_ t: Tensor) -> Tensor {
             let g = Tensor([size, d])
             (g.data).update(from: t.data, count: v * d)
-            var mean = [Double](repeating: 0, count: d), n = 0
-            for r in 0..<v {
-                var m = -Float.infinity
-                for j in 0..<d { m = max(m, t[r * d + j]) }
-                guard m > 1e-16 else { continue }
-                n += 1
-                for j in 0..<d { mean[j] += Double(t[r * d + j]) }
-            }
-            for r in v..<size { for j in 0..<d { g[r * d + j] = Float(mean[j] / Double(max(n, 1))) } }
+            let mean = LanguageModel.trainedRowMean(t)
+            for r in v..<size { (g.data + r * d).update(from: mean, count: d) }
             return g
         }
         let tied = lmHead === embedTokens

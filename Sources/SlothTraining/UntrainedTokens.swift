@@ -8,24 +8,10 @@ import SlothModels
 /// sets the rows the data uses to the mean of the trained rows. That changes the weights, so Sloth does it only when
 /// they are trained (and saved): otherwise it is a clear error.
 public enum UntrainedTokens {
-    public static let eps: Float = 1e-16
-
-    /// Row ids of `table` (V, D) whose largest value is <= eps.
-    static func rows(_ table: Tensor) -> Set<Int> {
-        let v = table.shape[0], d = table.shape[1]
-        var out = Set<Int>()
-        for r in 0..<v {
-            var m = -Float.infinity
-            for j in 0..<d { m = max(m, table[r * d + j]) }
-            if m <= eps { out.insert(r) }
-        }
-        return out
-    }
-
     /// The untrained ids among `used`, sorted.
     public static func find(_ model: LanguageModel, used: Set<Int>) -> [Int] {
-        var bad = rows(model.embedTokens)
-        if !(model.lmHead === model.embedTokens) { bad.formUnion(rows(model.lmHead)) }
+        var bad = LanguageModel.untrainedRows(model.embedTokens)
+        if !(model.lmHead === model.embedTokens) { bad.formUnion(LanguageModel.untrainedRows(model.lmHead)) }
         return bad.intersection(used).sorted()
     }
 
@@ -33,13 +19,8 @@ public enum UntrainedTokens {
     public static func fix(_ model: LanguageModel, ids: [Int]) {
         let tables = model.lmHead === model.embedTokens ? [model.embedTokens] : [model.embedTokens, model.lmHead]
         for t in tables {
-            let v = t.shape[0], d = t.shape[1]
-            let untrained = rows(t)
-            var mean = [Double](repeating: 0, count: d)
-            var n = 0
-            for r in 0..<v where !untrained.contains(r) { n += 1; for j in 0..<d { mean[j] += Double(t[r * d + j]) } }
-            guard n > 0 else { continue }
-            for r in ids { for j in 0..<d { t[r * d + j] = Float(mean[j] / Double(n)) } }
+            let d = t.shape[1], mean = LanguageModel.trainedRowMean(t)
+            for r in ids { (t.data + r * d).update(from: mean, count: d) }
         }
     }
 

@@ -192,7 +192,7 @@ struct TrainCommand: ParsableCommand {
         let fileBytes = weightFileBytes(modelURL)
         func planFor(_ policy: CheckpointPolicy, _ t: Int) -> MemoryPlan {
             MemoryPlanner.plan(config: lm.config, lora: lm.lora ?? LoRAConfig(rank: 1, targets: []), batch: batchSize, tokens: t, policy: policy, fileBytes: fileBytes, fourBit: lm.fourBit,
-                               savedModuleParameters: (full ? lm.fullParameters.map(\.param) : lm.savedModuleParameters.map(\.param)).reduce(0) { $0 + $1.count })
+                               savedModuleParameters: lm.wholeTrainedParameterCount)
         }
         let candidates = gradientCheckpointing == "auto" ? CheckpointPolicy.allCases : [CheckpointPolicy(rawValue: gradientCheckpointing)!]
         guard let chosen = candidates.first(where: { planFor($0, tokens).peakBytes <= budget }) else {
@@ -218,12 +218,12 @@ struct TrainCommand: ParsableCommand {
         let evalRows = try evalData.map { try dataOptions.load(URL(fileURLWithPath: $0), model: modelURL, maxLength: maxSeqLength, vocabSize: lm.config.vocabSize) }
         let progress = Progress(total: maxSteps, quiet: quiet, json: logFormat == "json")
         progress.header("sloth train: \(lm.config.architecture.rawValue), \(lm.config.numHiddenLayers) layers, \(rows.count) rows, " +
-                        (full ? "\(lm.fullParameters.reduce(0) { $0 + $1.param.count }) trainable parameters (full fine-tuning)"
+                        (full ? "\(lm.trainableParameterCount) trainable parameters (full fine-tuning)"
                               : "\(lm.trainableParameterCount) trainable parameters (LoRA r=\(lm.lora!.rank), alpha=\(lm.lora!.alpha)" +
                         (lm.modulesToSave.isEmpty ? ")" : "; modules_to_save \(lm.modulesToSave.map(\.rawValue).joined(separator: ",")))")))
-        let wb = lm.weightBytes, linearParams = lm.layers.count * LinearModule.allCases.reduce(0) { $0 + lm.layers[0].linear($1).inFeatures * lm.layers[0].linear($1).outFeatures }
+        let wb = lm.weightBytes
         progress.header(String(format: "weights: %@ (decoder linears %@%@, other %@ fp32)", ByteCount.format(wb.linear + wb.other), ByteCount.format(wb.linear),
-                               lm.fourBit != nil ? String(format: " in 4 bits = %.4f bytes per parameter", Double(wb.linear) / Double(linearParams)) : " fp32",
+                               lm.fourBit != nil ? String(format: " in 4 bits = %.4f bytes per parameter", Double(wb.linear) / Double(wb.linearParameters)) : " fp32",
                                ByteCount.format(wb.other)))
         progress.header("memory plan: \(ByteCount.format(plan.peakBytes)) peak with --gradient-checkpointing \(chosen.rawValue) at \(batchSize) x \(tokens) tokens" +
                         (budget < Int.max ? " (budget \(ByteCount.format(budget)))" : ""))
