@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Dependency order (DESIGN.md):
-// CBLAS <- SlothCore <- SlothFormats <- SlothModels <- SlothTraining, SlothExport <- Sloth <- sloth
+// CSlothKernels <- SlothCore (loads a CBLAS, OpenBLAS by default, at run time) <- SlothFormats <- SlothModels <- SlothTraining, SlothExport <- Sloth <- sloth
 // SlothTokenizers, SlothTemplates beside them (no tensors).
 let package = Package(
     name: "Sloth",
@@ -17,9 +17,10 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
-        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CZstd", path: "Sources/CZstd"),
-        .target(name: "SlothCore", dependencies: ["CBLAS"],
+        // SIMD kernels (C vector extensions, cloned per ISA); optimised in debug builds too, so tests stay quick.
+        .target(name: "CSlothKernels", cSettings: [.unsafeFlags(["-O2"])]),
+        .target(name: "SlothCore", dependencies: ["CSlothKernels"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
         .target(name: "SlothFormats", dependencies: ["SlothCore"]),
         .target(name: "SlothTokenizers", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),

@@ -111,6 +111,8 @@ final class LayerGrads {
 /// A training step's activations live in one arena laid out by `ActivationLayout` (the memory plan).
 public final class Engine: @unchecked Sendable {
     public let model: LanguageModel
+    /// The micro-batch forwardBackward ran last (for `stepCost`).
+    public private(set) var lastBatch: TokenBatch?
     let scratch = Scratch()
     /// Dropout masks change every micro-step; this counts them.
     /// Micro-batches run so far: seeds LoRA dropout masks (a resumed run sets it back).
@@ -259,6 +261,7 @@ public final class Engine: @unchecked Sendable {
     @discardableResult
     public func forwardBackward(_ batch: TokenBatch, gradScale: Float, policy: CheckpointPolicy) throws -> Double {
         try validate(batch)
+        lastBatch = batch
         dropoutStep &+= 1
         let c = config, n = batch.batch * batch.tokens, D = c.hiddenSize, L = model.layers.count
         let policy = policy.effective(rows: n, hidden: D, minimumOffloadBytes: minimumOffloadBytes)

@@ -119,6 +119,8 @@ public final class LinearLayer: @unchecked Sendable {
 
     /// y (N, O) = x W^T (+ accumulate), the base product alone.
     public func baseForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows n: Int, scratch: Scratch) {
+        let profiled = Profile.start()
+        defer { Profile.stop(profiled, .linear, flops: 2 * Double(n) * Double(inFeatures) * Double(outFeatures)) }
         switch storage {
         case .dense(let w):
             Linear.forward(out: out, input: input, weight: w.data, bias: nil, rows: n, inFeatures: inFeatures, outFeatures: outFeatures)
@@ -132,6 +134,8 @@ public final class LinearLayer: @unchecked Sendable {
 
     /// dx (N, I) = dy W, assigned or accumulated.
     public func baseBackward(dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, rows n: Int, accumulate: Bool, scratch: Scratch) {
+        let profiled = Profile.start()
+        defer { Profile.stop(profiled, .linear, flops: 2 * Double(n) * Double(inFeatures) * Double(outFeatures)) }
         switch storage {
         case .dense(let w):
             Linear.backwardInput(dInput: dInput, dOut: dOut, weight: w.data, rows: n, inFeatures: inFeatures, outFeatures: outFeatures, accumulate: accumulate)
@@ -150,6 +154,8 @@ public final class LinearLayer: @unchecked Sendable {
         if let bias { Elementwise.addBias(out, bias.data, rows: n, width: outFeatures) }
         guard let lora, let xa else { return }
         let r = lora.rank
+        let profiled = Profile.start()
+        defer { Profile.stop(profiled, .lora, flops: 2 * Double(n * r) * Double(inFeatures + outFeatures)) }
         let x = lora.dropout > 0 ? dropped(input, rows: n, step: dropoutStep, scratch: scratch) : input
         BLAS.sgemm(transA: false, transB: true, m: n, n: r, k: inFeatures, a: x, lda: inFeatures, b: lora.a.data, ldb: inFeatures, c: xa, ldc: r)
         BLAS.sgemm(transA: false, transB: true, m: n, n: outFeatures, k: r, alpha: lora.scale, a: xa, lda: r, b: lora.b.data, ldb: r,
@@ -159,6 +165,8 @@ public final class LinearLayer: @unchecked Sendable {
     /// Only the LoRA input product xa (N, R) = drop(x) A^T (what backward needs when the output is not recomputed).
     public func loraInput(xa: UnsafeMutablePointer<Float>?, input: UnsafePointer<Float>, rows n: Int, dropoutStep: UInt64 = 0, scratch: Scratch) {
         guard let lora, let xa else { return }
+        let profiled = Profile.start()
+        defer { Profile.stop(profiled, .lora, flops: 2 * Double(n * lora.rank * inFeatures)) }
         let x = lora.dropout > 0 ? dropped(input, rows: n, step: dropoutStep, scratch: scratch) : input
         BLAS.sgemm(transA: false, transB: true, m: n, n: lora.rank, k: inFeatures, a: x, lda: inFeatures, b: lora.a.data, ldb: inFeatures, c: xa, ldc: lora.rank)
     }
@@ -168,6 +176,8 @@ public final class LinearLayer: @unchecked Sendable {
                          xa: UnsafePointer<Float>?, rows n: Int, accumulate: Bool, dropoutStep: UInt64 = 0, scratch: Scratch) {
         if let dInput { baseBackward(dInput: dInput, dOut: dOut, rows: n, accumulate: accumulate, scratch: scratch) }
         if let gw = gradWeight {
+            let profiled = Profile.start()
+            defer { Profile.stop(profiled, .linearWeightGrad, flops: 2 * Double(n) * Double(inFeatures) * Double(outFeatures)) }
             Linear.backwardWeight(dWeight: gw.data, dOut: dOut, input: input, rows: n, inFeatures: inFeatures, outFeatures: outFeatures)
         }
         if let gb = gradBias {
@@ -176,6 +186,8 @@ public final class LinearLayer: @unchecked Sendable {
         }
         guard let lora, let xa else { return }
         let r = lora.rank
+        let profiled = Profile.start()
+        defer { Profile.stop(profiled, .lora, flops: 2 * Double(n * r) * Double(2 * outFeatures + (dInput == nil ? 1 : 2) * inFeatures)) }
         // dB += s dy^T xa
         BLAS.sgemm(transA: true, transB: false, m: outFeatures, n: r, k: n, alpha: lora.scale, a: dOut, lda: outFeatures, b: xa, ldb: r,
                    beta: 1, c: lora.gradB.data, ldc: r)

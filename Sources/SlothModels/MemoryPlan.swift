@@ -132,9 +132,10 @@ public enum MemoryPlanner {
         let layout = ActivationLayout(config: c, ranks: ranks, batch: batch, tokens: tokens, policy: policy, mlpTile: mlpTile)
         let n = batch * tokens, D = c.hiddenSize, V = c.vocabSize
         // Transient workspaces inside kernels (freed after each call): the largest one counts.
-        let q = Attention.blockSize, tasks = batch * c.numAttentionHeads * ((tokens + q - 1) / q)
-        let attnWorkers = min(threads, max(tasks, 1)), attnBwdWorkers = min(threads, max(batch * c.numKeyValueHeads, 1))
-        let attention = max(attnWorkers * q * tokens, attnBwdWorkers * (2 * q * tokens + q)) * 4
+        let attention = [false, true].map {
+            Attention.workspaceFloats(batch: batch, tokens: tokens, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads,
+                                      headDim: c.headDim, backward: $0, threads: threads)
+        }.max()! * 4
         let ceRows = min(CrossEntropy.chunkRows, n)
         let crossEntropy = (2 * ceRows * D + ceRows * V) * 4 + n * 8
         let rotary = Int(Double(c.headDim) * c.partialRotaryFactor) / 2

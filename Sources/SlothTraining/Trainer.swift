@@ -148,9 +148,12 @@ public final class Trainer {
                 lossSum += try engine.forwardBackward(b, gradScale: 1 / Float(valid), policy: params.checkpointing)
             }
         }
-        let norm = GradientClipping.clip(grads, maxNorm: params.maxGradNorm.map(Float.init))
-        optimizer.update(lr: Float(lr))
-        for g in grads { g.zero() }
+        let norm = Profile.measure(.optimizer) { () -> Float in
+            let norm = GradientClipping.clip(grads, maxNorm: params.maxGradNorm.map(Float.init))
+            optimizer.update(lr: Float(lr))
+            for g in grads { g.zero() }
+            return norm
+        }
         step += 1
         let elapsed = Date().timeIntervalSince(start)
         let tokens = micro.reduce(0) { acc, b in acc + b.ids.count }

@@ -83,6 +83,7 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "No progress output.") var quiet = false
     @Option(help: "text (a live line on a terminal, plain lines otherwise) or json (one JSON object per step on stderr).") var logFormat: String = "text"
     @Flag(help: "Do not write report.html.") var noReport = false
+    @Option(help: "Profile the steps after the first: time and FLOPs per kernel family, the step's required FLOPs, the GEMM rate measured at its shapes and the limit (required FLOPs / rate). Printed, and written to this JSON file.") var profile: String?
 
     func validate() throws {
         guard FourBitType(rawValue: bnb4bitQuantType) != nil else { throw ValidationError("--bnb-4bit-quant-type must be nf4 or fp4") }
@@ -237,8 +238,13 @@ struct TrainCommand: ParsableCommand {
         var failure: Error?
         var checkpoints: [Int] = resume == nil ? [] : Self.checkpointSteps(in: out).filter { $0 <= trainer.step }
         if let resume { progress.header("resumed from \(resume.path) at step \(trainer.step)") }
+        let firstStep = trainer.step + 1
+        var profiledSeconds: [Double] = []
         try trainer.run { step in
             var m = step
+            if profile != nil {
+                if m.step == firstStep { Profile.reset(); Profile.enabled = true } else { profiledSeconds.append(m.elapsed_seconds) }
+            }
             do {
                 if let evalRows, (evalSteps > 0 && m.step % evalSteps == 0) || m.step == maxSteps {
                     let e = try evaluationLoss(model: lm, rows: evalRows, batchSize: max(batchSize, 8)).loss
@@ -263,6 +269,10 @@ struct TrainCommand: ParsableCommand {
         }
         if let failure { throw failure }
         progress.finish()
+        if let profile {
+            Profile.enabled = false
+            try StepProfile.write(path: profile, trainer: trainer, stepSeconds: profiledSeconds, policy: chosen, progress: progress)
+        }
         if let t = compressedTier, t.rawBytes > 0 {
             progress.header(String(format: "compressed offload tier: %.3f of the checkpoint bytes (%@ -> %@ stored over the run)",
                                    Double(t.compressedBytes) / Double(t.rawBytes), ByteCount.format(t.rawBytes), ByteCount.format(t.compressedBytes)))

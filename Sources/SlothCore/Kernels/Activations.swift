@@ -1,4 +1,5 @@
 import Foundation
+import CSlothKernels
 
 // N*F elements: gate e, up g, hidden h = act(e) * g.
 
@@ -9,13 +10,12 @@ public enum GatedActivation: String, Sendable {
 
     /// h = act(gate) * up over n elements.
     public func forward(out: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count n: Int) {
+        let profiled = Profile.start()
+        defer { Profile.stop(profiled, .activation) }
         switch self {
         case .swiglu:
             Parallel.forRange(n, minChunk: 1 << 14) { r in
-                for i in r {
-                    let e = gate[i]
-                    out[i] = e / (1 + (-e).exp) * up[i]
-                }
+                sloth_swiglu_forward(out + r.lowerBound, gate + r.lowerBound, up + r.lowerBound, r.count)
             }
         case .gegluTanh:
             Parallel.forRange(n, minChunk: 1 << 14) { r in
@@ -31,16 +31,12 @@ public enum GatedActivation: String, Sendable {
     /// dGate, dUp assigned from dOut.
     public func backward(dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
                          gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count n: Int) {
+        let profiled = Profile.start()
+        defer { Profile.stop(profiled, .activation) }
         switch self {
         case .swiglu:
             Parallel.forRange(n, minChunk: 1 << 14) { r in
-                for i in r {
-                    let e = gate[i], g = up[i], dh = dOut[i]
-                    let s = 1 / (1 + (-e).exp)
-                    let f = e * s
-                    dUp[i] = dh * f
-                    dGate[i] = dh * g * s * (1 + e * (1 - s))
-                }
+                sloth_swiglu_backward(dGate + r.lowerBound, dUp + r.lowerBound, dOut + r.lowerBound, gate + r.lowerBound, up + r.lowerBound, r.count)
             }
         case .gegluTanh:
             Parallel.forRange(n, minChunk: 1 << 14) { r in

@@ -1,4 +1,5 @@
 import Foundation
+import CSlothKernels
 
 // B = batch, T = tokens per row, H = query heads, K = kv heads, E = head dim, Q = query block.
 // q (B*T, H*E), k and v (B*T, K*E), out (B*T, H*E), lse (B, H, T).
@@ -49,8 +50,63 @@ public enum Attention {
         return starts
     }
 
+    /// FLOPs of the products attention computes: `matmuls` (Q x E x keys) products per computed tile
+    /// (forward 2: scores and P V; backward 5: scores again, dP, dQ, dK, dV). Whole tiles count.
+    public static func attentionFLOPs(_ s: Shape, matmuls: Int) -> Double {
+        let T = s.tokens, Q = blockSize, blocks = (T + Q - 1) / Q
+        let starts = segmentStarts(s)
+        var keys = 0.0
+        starts.withUnsafeBufferPointerOrNil { seg in
+            for b in 0..<s.batch {
+                for qb in 0..<blocks {
+                    let q0 = qb * Q, q1 = min(T, q0 + Q)
+                    var lo = q1
+                    for i in q0..<q1 { lo = min(lo, firstKey(i, row: b, s, segmentStart: seg)) }
+                    keys += Double((q1 - q0) * (q1 - lo))
+                }
+            }
+        }
+        return 2 * keys * Double(s.heads * s.headDim * matmuls)
+    }
+
+    /// FLOPs attention must do for one product over (query, key) pairs the mask allows, exactly
+    /// (no tile rounding): 2 x pairs x H x E. Forward needs 2 such products, backward 4.
+    public static func requiredFLOPsPerProduct(_ s: Shape) -> Double {
+        let starts = segmentStarts(s)
+        var pairs = 0.0
+        starts.withUnsafeBufferPointerOrNil { seg in
+            for b in 0..<s.batch {
+                for i in 0..<s.tokens { pairs += Double(i - firstKey(i, row: b, s, segmentStart: seg) + 1) }
+            }
+        }
+        return 2 * pairs * Double(s.heads * s.headDim)
+    }
+
+    /// Floats of workspace forward (`backward: false`) or backward allocates with `threads` workers: a Q x T
+    /// score block per worker, and backward also dP and, for each worker after the first, its own dK and dV.
+    public static func workspaceFloats(batch: Int, tokens: Int, heads: Int, kvHeads: Int, headDim: Int, backward: Bool,
+                                       threads: Int = Parallel.threads) -> Int {
+        let Q = blockSize, tasks = batch * heads * ((tokens + Q - 1) / Q)
+        let workers = min(threads, max(tasks, 1))
+        if !backward { return workers * Q * tokens }
+        return workers * 2 * Q * tokens + (workers - 1) * 2 * batch * tokens * kvHeads * headDim
+    }
+
+    /// The query block and the keys it meets: rows q0..<q1 see keys lo...(i) (lo the smallest first key).
+    @inline(__always)
+    static func block(_ task: Int, blocks: Int, _ s: Shape, segStart: UnsafePointer<Int32>?) -> (b: Int, h: Int, q0: Int, q1: Int, lo: Int) {
+        let Q = blockSize, T = s.tokens
+        let qb = task % blocks, h = (task / blocks) % s.heads, b = task / (blocks * s.heads)
+        let q0 = qb * Q, q1 = min(T, q0 + Q)
+        var lo = q1
+        for i in q0..<q1 { lo = min(lo, firstKey(i, row: b, s, segmentStart: segStart)) }
+        return (b, h, q0, q1, lo)
+    }
+
     public static func forward(out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>,
                                q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, shape s: Shape) {
+        let profiled = Profile.start()
+        defer { Profile.stop(profiled, .attentionForward, flops: attentionFLOPs(s, matmuls: 2)) }
         let T = s.tokens, H = s.heads, K = s.kvHeads, E = s.headDim
         let group = H / K
         let Q = blockSize, blocks = (T + Q - 1) / Q
@@ -59,111 +115,91 @@ public enum Attention {
         starts.withUnsafeBufferPointerOrNil { segStart in
             BLAS.singleThreaded {
                 Parallel.forRange(tasks) { range in
-                    var scores = [Float](repeating: 0, count: Q * T)
-                    scores.withUnsafeMutableBufferPointer { sbuf in
-                        let S = sbuf.baseAddress!
-                        for task in range {
-                            let qb = task % blocks, h = (task / blocks) % H, b = task / (blocks * H)
-                            let q0 = qb * Q, q1 = min(T, q0 + Q), nq = q1 - q0
-                            var lo = q1
-                            for i in q0..<q1 { lo = min(lo, firstKey(i, row: b, s, segmentStart: segStart)) }
-                            let nk = q1 - lo
-                            let kvh = h / group
-                            let qp = q + (b * T + q0) * H * E + h * E
-                            let kp = k + (b * T + lo) * K * E + kvh * E
-                            let vp = v + (b * T + lo) * K * E + kvh * E
-                            BLAS.sgemm(transA: false, transB: true, m: nq, n: nk, k: E, alpha: s.scale,
-                                       a: qp, lda: H * E, b: kp, ldb: K * E, c: S, ldc: nk)
-                            for r in 0..<nq {
-                                let i = q0 + r
-                                let first = firstKey(i, row: b, s, segmentStart: segStart) - lo
-                                let last = i - lo  // inclusive
-                                let row = S + r * nk
-                                var m = -Float.infinity
-                                for j in first...last { m = max(m, row[j]) }
-                                var sum: Float = 0
-                                for j in 0..<nk {
-                                    if j < first || j > last { row[j] = 0 } else {
-                                        let e = Foundation.exp(row[j] - m)
-                                        row[j] = e; sum += e
-                                    }
-                                }
-                                let inv = 1 / sum
-                                for j in first...last { row[j] *= inv }
-                                lse[(b * H + h) * T + i] = m + Foundation.log(sum)
-                            }
-                            BLAS.sgemm(transA: false, transB: false, m: nq, n: E, k: nk,
-                                       a: S, lda: nk, b: vp, ldb: K * E, c: out + (b * T + q0) * H * E + h * E, ldc: H * E)
+                    let S = UnsafeMutablePointer<Float>.allocate(capacity: Q * T)
+                    defer { S.deallocate() }
+                    for task in range {
+                        let (b, h, q0, q1, lo) = block(task, blocks: blocks, s, segStart: segStart)
+                        let nq = q1 - q0, nk = q1 - lo, kvh = h / group
+                        let qp = q + (b * T + q0) * H * E + h * E
+                        let kp = k + (b * T + lo) * K * E + kvh * E
+                        let vp = v + (b * T + lo) * K * E + kvh * E
+                        BLAS.sgemm(transA: false, transB: true, m: nq, n: nk, k: E, alpha: s.scale,
+                                   a: qp, lda: H * E, b: kp, ldb: K * E, c: S, ldc: nk)
+                        for r in 0..<nq {
+                            let i = q0 + r
+                            let first = firstKey(i, row: b, s, segmentStart: segStart) - lo
+                            lse[(b * H + h) * T + i] = sloth_softmax_row(S + r * nk, Int32(nk), Int32(first), Int32(i - lo))
                         }
+                        BLAS.sgemm(transA: false, transB: false, m: nq, n: E, k: nk,
+                                   a: S, lda: nk, b: vp, ldb: K * E, c: out + (b * T + q0) * H * E + h * E, ldc: H * E)
                     }
                 }
             }
         }
     }
 
-    /// dq is assigned; dk and dv are assigned (zeroed here, then accumulated over the heads of each group).
+    /// dq, dk and dv are assigned. Query blocks of every head are spread over the workers (interleaved, so causal
+    /// blocks of every length reach each); each worker owns the dQ rows of its blocks and adds into its own dK, dV
+    /// (the first worker into dk, dv), summed at the end.
     public static func backward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
                                 dOut: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                                 out: UnsafePointer<Float>, lse: UnsafePointer<Float>, shape s: Shape) {
+        let profiled = Profile.start()
+        defer { Profile.stop(profiled, .attentionBackward, flops: attentionFLOPs(s, matmuls: 5)) }
         let T = s.tokens, H = s.heads, K = s.kvHeads, E = s.headDim
         let group = H / K
         let Q = blockSize, blocks = (T + Q - 1) / Q
         let starts = segmentStarts(s)
-        dk.update(repeating: 0, count: s.batch * T * K * E)
-        dv.update(repeating: 0, count: s.batch * T * K * E)
+        let tasks = s.batch * H * blocks
+        let workers = min(Parallel.threads, max(tasks, 1))
+        let kvCount = s.batch * T * K * E
+        let extra = UnsafeMutablePointer<Float>.allocate(capacity: max(1, (workers - 1) * 2 * kvCount))
+        defer { extra.deallocate() }
+        dk.update(repeating: 0, count: kvCount)
+        dv.update(repeating: 0, count: kvCount)
+        extra.update(repeating: 0, count: (workers - 1) * 2 * kvCount)
         starts.withUnsafeBufferPointerOrNil { segStart in
             BLAS.singleThreaded {
-                Parallel.forRange(s.batch * K) { range in
-                    var P = [Float](repeating: 0, count: Q * T)
-                    var dP = [Float](repeating: 0, count: Q * T)
-                    var D = [Float](repeating: 0, count: Q)
-                    P.withUnsafeMutableBufferPointer { pbuf in
-                    dP.withUnsafeMutableBufferPointer { dpbuf in
-                        let Pp = pbuf.baseAddress!, dPp = dpbuf.baseAddress!
-                        for task in range {
-                            let kvh = task % K, b = task / K
-                            for h in kvh * group..<(kvh + 1) * group {
-                                for qb in 0..<blocks {
-                                    let q0 = qb * Q, q1 = min(T, q0 + Q), nq = q1 - q0
-                                    var lo = q1
-                                    for i in q0..<q1 { lo = min(lo, firstKey(i, row: b, s, segmentStart: segStart)) }
-                                    let nk = q1 - lo
-                                    let qOff = (b * T + q0) * H * E + h * E
-                                    let kOff = (b * T + lo) * K * E + kvh * E
-                                    BLAS.sgemm(transA: false, transB: true, m: nq, n: nk, k: E, alpha: s.scale,
-                                               a: q + qOff, lda: H * E, b: k + kOff, ldb: K * E, c: Pp, ldc: nk)
-                                    BLAS.sgemm(transA: false, transB: true, m: nq, n: nk, k: E,
-                                               a: dOut + qOff, lda: H * E, b: v + kOff, ldb: K * E, c: dPp, ldc: nk)
-                                    for r in 0..<nq {
-                                        let i = q0 + r
-                                        let o = out + qOff + r * H * E, g = dOut + qOff + r * H * E
-                                        var d: Float = 0
-                                        for e in 0..<E { d += o[e] * g[e] }
-                                        D[r] = d
-                                        let first = firstKey(i, row: b, s, segmentStart: segStart) - lo
-                                        let last = i - lo
-                                        let l = lse[(b * H + h) * T + i]
-                                        let prow = Pp + r * nk, dprow = dPp + r * nk
-                                        for j in 0..<nk {
-                                            if j < first || j > last { prow[j] = 0; dprow[j] = 0 } else {
-                                                let p = Foundation.exp(prow[j] - l)
-                                                prow[j] = p
-                                                dprow[j] = p * (dprow[j] - d)   // dS
-                                            }
-                                        }
-                                    }
-                                    // dQ = scale * dS K ; dK += scale * dS^T Q ; dV += P^T dO
-                                    BLAS.sgemm(transA: false, transB: false, m: nq, n: E, k: nk, alpha: s.scale,
-                                               a: dPp, lda: nk, b: k + kOff, ldb: K * E, beta: 0, c: dq + qOff, ldc: H * E)
-                                    BLAS.sgemm(transA: true, transB: false, m: nk, n: E, k: nq, alpha: s.scale,
-                                               a: dPp, lda: nk, b: q + qOff, ldb: H * E, beta: 1, c: dk + kOff, ldc: K * E)
-                                    BLAS.sgemm(transA: true, transB: false, m: nk, n: E, k: nq,
-                                               a: Pp, lda: nk, b: dOut + qOff, ldb: H * E, beta: 1, c: dv + kOff, ldc: K * E)
-                                }
-                            }
+                Parallel.forEach(workers) { w in
+                    let dkw = w == 0 ? dk : extra + (w - 1) * 2 * kvCount, dvw = w == 0 ? dv : dkw + kvCount
+                    let P = UnsafeMutablePointer<Float>.allocate(capacity: 2 * Q * T)
+                    defer { P.deallocate() }
+                    let dP = P + Q * T
+                    var task = w
+                    while task < tasks {
+                        defer { task += workers }
+                        let (b, h, q0, q1, lo) = block(task, blocks: blocks, s, segStart: segStart)
+                        let nq = q1 - q0, nk = q1 - lo, kvh = h / group
+                        let qOff = (b * T + q0) * H * E + h * E
+                        let kOff = (b * T + lo) * K * E + kvh * E
+                        BLAS.sgemm(transA: false, transB: true, m: nq, n: nk, k: E, alpha: s.scale,
+                                   a: q + qOff, lda: H * E, b: k + kOff, ldb: K * E, c: P, ldc: nk)
+                        BLAS.sgemm(transA: false, transB: true, m: nq, n: nk, k: E,
+                                   a: dOut + qOff, lda: H * E, b: v + kOff, ldb: K * E, c: dP, ldc: nk)
+                        for r in 0..<nq {
+                            let i = q0 + r
+                            let o = out + qOff + r * H * E, g = dOut + qOff + r * H * E
+                            var d: Float = 0
+                            for e in 0..<E { d += o[e] * g[e] }
+                            let first = firstKey(i, row: b, s, segmentStart: segStart) - lo
+                            sloth_softmax_grad_row(P + r * nk, dP + r * nk, Int32(nk), Int32(first), Int32(i - lo), lse[(b * H + h) * T + i], d)
                         }
+                        // dQ = scale * dS K ; dK += scale * dS^T Q ; dV += P^T dO
+                        BLAS.sgemm(transA: false, transB: false, m: nq, n: E, k: nk, alpha: s.scale,
+                                   a: dP, lda: nk, b: k + kOff, ldb: K * E, beta: 0, c: dq + qOff, ldc: H * E)
+                        BLAS.sgemm(transA: true, transB: false, m: nk, n: E, k: nq, alpha: s.scale,
+                                   a: dP, lda: nk, b: q + qOff, ldb: H * E, beta: 1, c: dkw + kOff, ldc: K * E)
+                        BLAS.sgemm(transA: true, transB: false, m: nk, n: E, k: nq,
+                                   a: P, lda: nk, b: dOut + qOff, ldb: H * E, beta: 1, c: dvw + kOff, ldc: K * E)
                     }
-                    }
+                }
+            }
+        }
+        if workers > 1 {
+            Parallel.forRange(kvCount, minChunk: 1 << 14) { r in
+                for w in 1..<workers {
+                    let dkw = extra + (w - 1) * 2 * kvCount, dvw = dkw + kvCount
+                    for i in r { dk[i] += dkw[i]; dv[i] += dvw[i] }
                 }
             }
         }

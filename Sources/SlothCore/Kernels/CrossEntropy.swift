@@ -1,4 +1,5 @@
 import Foundation
+import CSlothKernels
 
 // N = tokens, D = hidden, V = vocab, C = rows per chunk.
 
@@ -15,6 +16,8 @@ public enum CrossEntropy {
                                        tokens n: Int, dim d: Int, vocab v: Int, gradScale: Float,
                                        dHidden: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>? = nil,
                                        softcap: Float? = nil, perToken: UnsafeMutablePointer<Double>? = nil) -> Double {
+        let profiled = Profile.start()
+        defer { Profile.stop(profiled, .crossEntropy, flops: Double(2 * n * d * v) * Double(1 + (dHidden == nil ? 0 : 1) + (dWeight == nil ? 0 : 1))) }
         let valid = (0..<n).filter { targets[$0] != -100 }
         if let dHidden { dHidden.update(repeating: 0, count: n * d) }
         var total: Double = 0
@@ -34,19 +37,26 @@ public enum CrossEntropy {
                 Parallel.forRange(c) { range in
                     for r in range {
                         let row = z + r * v
-                        if let cap = softcap { for j in 0..<v { row[j] = cap * Foundation.tanh(row[j] / cap) } }
+                        let target = Int(targets[rows[r]])
+                        guard let cap = softcap else {
+                            let logit = row[target]
+                            let lse = sloth_cross_entropy_row(row, Int32(v), Int32(target), gradScale, dHidden != nil || dWeight != nil ? 1 : 0)
+                            lossBuf[r] = Double(lse - logit)
+                            continue
+                        }
+                        for j in 0..<v { row[j] = cap * Foundation.tanh(row[j] / cap) }
                         var m = -Float.infinity
                         for j in 0..<v { m = max(m, row[j]) }
                         var sum: Float = 0
                         for j in 0..<v { sum += Foundation.exp(row[j] - m) }
                         let lse = m + Foundation.log(sum)
-                        let target = Int(targets[rows[r]])
                         lossBuf[r] = Double(lse - row[target])
                         // dz = (softmax - onehot) * scale (through the softcap when present)
                         for j in 0..<v {
                             var g = Foundation.exp(row[j] - lse) * gradScale
                             if j == target { g -= gradScale }
-                            if let cap = softcap { let t = row[j] / cap; g *= (1 - t * t) }
+                            let t = row[j] / cap
+                            g *= (1 - t * t)
                             row[j] = g
                         }
                     }

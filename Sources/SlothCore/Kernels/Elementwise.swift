@@ -5,6 +5,8 @@ public enum Elementwise {
     /// y += x over n elements.
     @inlinable
     public static func add(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count n: Int) {
+        let profiled = Profile.start()
+        defer { Profile.stop(profiled, .elementwise) }
         Parallel.forRange(n, minChunk: 1 << 15) { r in
             for i in r { y[i] += x[i] }
         }
@@ -13,6 +15,8 @@ public enum Elementwise {
     /// out = a + b over n elements.
     @inlinable
     public static func sum(_ out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count n: Int) {
+        let profiled = Profile.start()
+        defer { Profile.stop(profiled, .elementwise) }
         Parallel.forRange(n, minChunk: 1 << 15) { r in
             for i in r { out[i] = a[i] + b[i] }
         }
@@ -27,6 +31,8 @@ public enum Elementwise {
     /// Adds a bias (width) to each of `rows` rows of out (rows, width).
     @inlinable
     public static func addBias(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, width: Int) {
+        let profiled = Profile.start()
+        defer { Profile.stop(profiled, .elementwise) }
         Parallel.forRange(rows, minChunk: 64) { r in
             for i in r {
                 let o = out + i * width

@@ -5,6 +5,8 @@ public enum RMSNorm {
     /// out (N, D), rstd (N) saved for backward.
     public static func forward(out: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
                                weight: UnsafePointer<Float>, rows: Int, dim: Int, eps: Float, offset: Float = 0) {
+        let profiled = Profile.start()
+        defer { Profile.stop(profiled, .norm) }
         Parallel.forRange(rows, minChunk: 16) { range in
             for i in range {
                 let x = input + i * dim, y = out + i * dim
@@ -21,6 +23,8 @@ public enum RMSNorm {
     public static func backward(dInput: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>?,
                                 dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                 rstd: UnsafePointer<Float>, rows: Int, dim: Int, offset: Float = 0, accumulate: Bool = false) {
+        let profiled = Profile.start()
+        defer { Profile.stop(profiled, .norm) }
         Parallel.forRange(rows, minChunk: 16) { range in
             for i in range {
                 let x = input + i * dim, dy = dOut + i * dim, dx = dInput + i * dim

@@ -122,6 +122,8 @@ public struct RoPE: Sendable {
     /// x1' = x1 cos - x2 sin, x2' = x2 cos + x1 sin. Backward is the same call with `inverse: true`.
     public static func apply(_ x: UnsafeMutablePointer<Float>, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
                              tokens n: Int, heads: Int, headDim e: Int, rotaryDim r: Int, inverse: Bool = false) {
+        let profiled = Profile.start()
+        defer { Profile.stop(profiled, .rope) }
         let half = r / 2
         let sign: Float = inverse ? -1 : 1
         Parallel.forRange(n, minChunk: 8) { range in

@@ -1,0 +1,30 @@
+// Sloth's SIMD kernels for the passes between matrix products (exp-heavy rows, gated activations).
+// One source compiled for AVX-512, AVX2+FMA and the baseline ISA; the loader picks the clone the CPU runs
+// (x86-64 Linux; one generic build elsewhere). The scalar Swift versions in SlothCore are the references.
+#ifndef SLOTH_KERNELS_H
+#define SLOTH_KERNELS_H
+#include <stdint.h>
+
+/// e^x for one float, the same polynomial the vector paths use (Cephes expf, ~1 ulp on [-87, 88]).
+float sloth_exp(float x);
+
+/// Attention forward row: x[j] = exp(x[j] - m) / sum over first <= j <= last, 0 elsewhere in [0, n);
+/// m = max of that range. Returns m + log(sum) (the row's logsumexp).
+float sloth_softmax_row(float *x, int n, int first, int last);
+
+/// Attention backward row: p = exp(s - lse) on [first, last] (0 elsewhere) into s; ds = p * (dp - d) into dp.
+void sloth_softmax_grad_row(float *s, float *dp, int n, int first, int last, float lse, float d);
+
+/// Cross-entropy row of v logits: returns logsumexp; with grad, row becomes (softmax - onehot(target)) * scale.
+float sloth_cross_entropy_row(float *row, int v, int target, float scale, int grad);
+
+/// out = silu(gate) * up over n elements.
+void sloth_swiglu_forward(float *out, const float *gate, const float *up, long n);
+
+/// dGate, dUp from dOut for out = silu(gate) * up.
+void sloth_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n);
+
+/// Name of the clone the loader chose ("avx512", "avx2", "baseline").
+const char *sloth_kernels_isa(void);
+
+#endif

@@ -1,0 +1,117 @@
+// See include/sloth_kernels.h. kernels_impl.h is compiled three times on x86-64 (AVX-512 with 16 lanes,
+// AVX2+FMA with 8, the SSE2 baseline with 4) and the exported functions pick a copy from the CPU once.
+// Elsewhere one copy with 4 lanes is built for the compiler's default target.
+#include "sloth_kernels.h"
+#include <string.h>
+#include <math.h>
+
+#define INLINE static inline __attribute__((always_inline))
+
+// Cephes expf: x = n ln2 + r, |r| <= ln2/2; e^r by a degree-6 polynomial; 2^n through the exponent bits.
+// x is clamped to [EXP_LO, EXP_HI] (below, results are ~1e-38 instead of 0, which no sum here can see).
+#define EXP_LO (-87.3365478515625f)
+#define EXP_HI (88.72283172607421875f)
+#define LOG2E (1.44269504088896341f)
+#define ROUNDER (12582912.0f) /* 1.5 * 2^23: adding and subtracting it rounds to the nearest integer */
+#define LN2_HI (0.693359375f)
+#define LN2_LO (-2.12194440e-4f)
+#define P0 (1.9875691500e-4f)
+#define P1 (1.3981999507e-3f)
+#define P2 (8.3334519073e-3f)
+#define P3 (4.1665795894e-2f)
+#define P4 (1.6666665459e-1f)
+#define P5 (5.0000001201e-1f)
+
+static inline float scalar_exp(float x) {
+    x = fminf(fmaxf(x, EXP_LO), EXP_HI);
+    float n = (x * LOG2E + ROUNDER) - ROUNDER;
+    float r = x - n * LN2_HI;
+    r = r - n * LN2_LO;
+    float p = P0;
+    p = p * r + P1;
+    p = p * r + P2;
+    p = p * r + P3;
+    p = p * r + P4;
+    p = p * r + P5;
+    p = p * r * r + r + 1.0f;
+    int32_t e = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &e, sizeof scale);
+    return p * scale;
+}
+
+float sloth_exp(float x) { return scalar_exp(x); }
+
+#define CAT_(a, b) a##_##b
+#define CAT(a, b) CAT_(a, b)
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#define X86 1
+#pragma clang attribute push(__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma"))), apply_to = function)
+#define W 16
+#define NAME(x) CAT(x, avx512)
+#include "kernels_impl.h"
+#undef W
+#undef NAME
+#pragma clang attribute pop
+
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#define W 8
+#define NAME(x) CAT(x, avx2)
+#include "kernels_impl.h"
+#undef W
+#undef NAME
+#pragma clang attribute pop
+#endif
+
+#define W 4
+#define NAME(x) CAT(x, base)
+#include "kernels_impl.h"
+#undef W
+#undef NAME
+
+// 2: AVX-512, 1: AVX2+FMA, 0: baseline. Detected on first use (benign race: every thread computes the same).
+static int level = -1;
+static int isa(void) {
+    if (level < 0) {
+#ifdef X86
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl"))
+            level = 2;
+        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+            level = 1;
+        else
+#endif
+            level = 0;
+    }
+    return level;
+}
+
+#ifdef X86
+#define DISPATCH(f, ...)                                        \
+    switch (isa()) {                                            \
+    case 2: return CAT(f, avx512)(__VA_ARGS__);                 \
+    case 1: return CAT(f, avx2)(__VA_ARGS__);                   \
+    default: return CAT(f, base)(__VA_ARGS__);                  \
+    }
+#else
+#define DISPATCH(f, ...) return CAT(f, base)(__VA_ARGS__);
+#endif
+
+float sloth_softmax_row(float *x, int n, int first, int last) { DISPATCH(softmax_row, x, n, first, last) }
+void sloth_softmax_grad_row(float *s, float *dp, int n, int first, int last, float lse, float d) {
+    DISPATCH(softmax_grad_row, s, dp, n, first, last, lse, d)
+}
+float sloth_cross_entropy_row(float *row, int v, int target, float scale, int grad) {
+    DISPATCH(cross_entropy_row, row, v, target, scale, grad)
+}
+void sloth_swiglu_forward(float *out, const float *gate, const float *up, long n) { DISPATCH(swiglu_forward, out, gate, up, n) }
+void sloth_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n) {
+    DISPATCH(swiglu_backward, dgate, dup, dout, gate, up, n)
+}
+
+const char *sloth_kernels_isa(void) {
+    static const char *names[] = {"baseline (SSE2 / 4 lanes)", "AVX2+FMA (8 lanes)", "AVX-512 (16 lanes)"};
+    return names[isa()];
+}
