@@ -15,14 +15,11 @@ public enum BLAS {
                                       UnsafePointer<Float>?, Int32, Float, UnsafeMutablePointer<Float>?, Int32) -> Void
     typealias SetThreads = @convention(c) (Int32) -> Void
     typealias SetThreadsLong = @convention(c) (Int) -> Void
-    typealias GetThreads = @convention(c) () -> Int32
     typealias GetString = @convention(c) () -> UnsafePointer<CChar>?
 
     /// The loaded library and what it reports about itself.
     public struct Library: @unchecked Sendable {
         let sgemm: Sgemm
-        let setThreads: (Int) -> Void
-        let getThreads: () -> Int
         /// "OpenBLAS 0.3.21 ... SkylakeX" or "BLIS 0.9.0 skx": the library and the kernel it runs.
         public let description: String
         /// Set when Sloth chose the kernel (OPENBLAS_CORETYPE) itself.
@@ -75,28 +72,21 @@ public enum BLAS {
         guard let sgemm = symbol("cblas_sgemm", Sgemm.self) else {
             fatalError("\(names[0]) has no cblas_sgemm: SLOTH_BLAS must name a CBLAS library")
         }
-        if let set = symbol("openblas_set_num_threads", SetThreads.self), let get = symbol("openblas_get_num_threads", GetThreads.self) {
+        // The library runs single-threaded; Sloth cuts large products over its own workers (see sgemm).
+        if let set = symbol("openblas_set_num_threads", SetThreads.self) {
+            set(1)
             let config = symbol("openblas_get_config", GetString.self).flatMap { $0() }.map { String(cString: $0) } ?? "OpenBLAS"
             let core = symbol("openblas_get_corename", GetString.self).flatMap { $0() }.map { String(cString: $0) } ?? "?"
             let version = config.split(separator: " ").prefix(2).joined(separator: " ")
-            return Library(sgemm: sgemm, setThreads: { set(Int32($0)) }, getThreads: { Int(get()) },
-                           description: "\(version) \(core)", chosenCore: chosen)
+            return Library(sgemm: sgemm, description: "\(version) \(core)", chosenCore: chosen)
         }
         if let set = symbol("bli_thread_set_num_threads", SetThreadsLong.self) {
-            // BLIS keeps no "current" count we can read back cheaply; track what we set.
-            let box = ThreadCount(Parallel.threads)
-            set(box.value)
+            set(1)
             let version = symbol("bli_info_get_version_str", GetString.self).flatMap { $0() }.map { String(cString: $0) } ?? "?"
             let arch = ProcessInfo.processInfo.environment["BLIS_ARCH_TYPE"] ?? "auto"
-            return Library(sgemm: sgemm, setThreads: { box.value = $0; set($0) }, getThreads: { box.value },
-                           description: "BLIS \(version) (BLIS_ARCH_TYPE \(arch))", chosenCore: nil)
+            return Library(sgemm: sgemm, description: "BLIS \(version) (BLIS_ARCH_TYPE \(arch))", chosenCore: nil)
         }
-        return Library(sgemm: sgemm, setThreads: { _ in }, getThreads: { 1 }, description: choice, chosenCore: nil)
-    }
-
-    final class ThreadCount: @unchecked Sendable {
-        var value: Int
-        init(_ v: Int) { value = v }
+        return Library(sgemm: sgemm, description: choice, chosenCore: nil)
     }
 
     /// C (m x n) = alpha * op(A) * op(B) + beta * C, row-major; lda/ldb/ldc default to packed rows.
@@ -108,8 +98,28 @@ public enum BLAS {
         let lda = lda ?? (transA ? m : k)
         let ldb = ldb ?? (transB ? k : n)
         let ldc = ldc ?? n
-        gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        let parts = split ? min(Parallel.threads, max(1, max(m, n) / 64)) : 1
+        if parts <= 1 || 2 * Double(m) * Double(n) * Double(k) < 4e6 {
+            gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            return
+        }
+        // Sloth's threads run BLAS's work: the larger of m and n is cut into one slice per worker (multiples of
+        // 16), each slice a single-threaded product. BLAS's own pool stays idle, so it never spins on cores the
+        // kernels between the products need.
+        let alongM = m >= n, extent = alongM ? m : n
+        Parallel.forEach(parts) { p in
+            let lo = (extent * p / parts) & ~15, hi = p == parts - 1 ? extent : (extent * (p + 1) / parts) & ~15
+            guard hi > lo else { return }
+            if alongM {
+                gemm(transA, transB, hi - lo, n, k, alpha, transA ? a + lo : a + lo * lda, lda, b, ldb, beta, c + lo * ldc, ldc)
+            } else {
+                gemm(transA, transB, m, hi - lo, k, alpha, a, lda, transB ? b + lo * ldb : b + lo, ldb, beta, c + lo, ldc)
+            }
+        }
     }
+
+    /// Whether products are cut over Sloth's workers (off inside `singleThreaded`, whose body runs on workers).
+    nonisolated(unsafe) public static var split = true
 
     @usableFromInline
     static func gemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float, _ a: UnsafePointer<Float>, _ lda: Int,
@@ -118,21 +128,18 @@ public enum BLAS {
         library.sgemm(101, transA ? 112 : 111, transB ? 112 : 111, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
-    /// Sets the number of threads BLAS uses.
-    public static func setThreads(_ n: Int) { library.setThreads(n) }
 }
 
 extension BLAS {
-    /// Number of threads BLAS uses now.
-    public static var threads: Int { library.getThreads() }
+    /// Threads a large product runs on (Sloth's workers; the library itself always runs one).
+    public static var threads: Int { split ? Parallel.threads : 1 }
 
-    /// Runs `body` with BLAS single-threaded: for regions that parallelise over small products themselves.
+    /// Runs `body` with every product single-threaded: for regions that parallelise over small products themselves.
     @inlinable
     public static func singleThreaded<R>(_ body: () throws -> R) rethrows -> R {
-        let before = threads
-        if before == 1 { return try body() }
-        setThreads(1)
-        defer { setThreads(before) }
+        if !split { return try body() }
+        split = false
+        defer { split = true }
         return try body()
     }
 }

@@ -6,7 +6,7 @@ import CSlothKernels
 
 /// Causal attention with GQA, sliding window and packed segments, tiled by query blocks:
 /// a block of Q query rows meets only the keys it may see (causal tiles above the diagonal and
-/// tiles left of the window are never computed), through BLAS. Memory is Q x T per worker;
+/// tiles left of the window are never computed), through BLAS. Memory is G Q x T per worker (the G query heads of a kv head are stacked, so each product has G Q rows);
 /// the T x T matrix never exists. Backward recomputes the probabilities from the saved logsumexp.
 public enum Attention {
     /// Shape and masking of one attention call.
@@ -82,25 +82,47 @@ public enum Attention {
         return 2 * pairs * Double(s.heads * s.headDim)
     }
 
-    /// Floats of workspace forward (`backward: false`) or backward allocates with `threads` workers: a Q x T
-    /// score block per worker, and backward also dP and, for each worker after the first, its own dK and dV.
+    /// Floats of workspace forward (`backward: false`) or backward allocates with `threads` workers. A task is one
+    /// query block of one kv head with the block's rows of every query head in the group stacked (G Q rows): per
+    /// worker a G Q x T score block (backward also dP) and G Q x E packed rows (forward: Q and O; backward: Q, dO,
+    /// dQ), and in backward each worker after the first its own dK and dV.
     public static func workspaceFloats(batch: Int, tokens: Int, heads: Int, kvHeads: Int, headDim: Int, backward: Bool,
                                        threads: Int = Parallel.threads) -> Int {
-        let Q = blockSize, tasks = batch * heads * ((tokens + Q - 1) / Q)
-        let workers = min(threads, max(tasks, 1))
-        if !backward { return workers * Q * tokens }
-        return workers * 2 * Q * tokens + (workers - 1) * 2 * batch * tokens * kvHeads * headDim
+        let Q = blockSize, tasks = batch * kvHeads * ((tokens + Q - 1) / Q)
+        let workers = min(threads, max(tasks, 1)), M = heads / max(kvHeads, 1) * Q
+        if !backward { return workers * (M * tokens + 2 * M * headDim) }
+        return workers * (2 * M * tokens + 3 * M * headDim) + (workers - 1) * 2 * batch * tokens * kvHeads * headDim
     }
 
-    /// The query block and the keys it meets: rows q0..<q1 see keys lo...(i) (lo the smallest first key).
+    /// Task `task` = (row b, kv head, query block q0..<q1) and lo, the first key any of its rows sees.
     @inline(__always)
-    static func block(_ task: Int, blocks: Int, _ s: Shape, segStart: UnsafePointer<Int32>?) -> (b: Int, h: Int, q0: Int, q1: Int, lo: Int) {
+    static func block(_ task: Int, blocks: Int, _ s: Shape, segStart: UnsafePointer<Int32>?) -> (b: Int, kvh: Int, q0: Int, q1: Int, lo: Int) {
         let Q = blockSize, T = s.tokens
-        let qb = task % blocks, h = (task / blocks) % s.heads, b = task / (blocks * s.heads)
+        let qb = task % blocks, kvh = (task / blocks) % s.kvHeads, b = task / (blocks * s.kvHeads)
         let q0 = qb * Q, q1 = min(T, q0 + Q)
         var lo = q1
         for i in q0..<q1 { lo = min(lo, firstKey(i, row: b, s, segmentStart: segStart)) }
-        return (b, h, q0, q1, lo)
+        return (b, kvh, q0, q1, lo)
+    }
+
+    /// Copies rows q0..<q1 of the group's heads from x (B*T, H*E) into packed (G*nq, E): head g's rows at g*nq.
+    @inline(__always)
+    static func gather(_ dst: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, b: Int, kvh: Int, q0: Int, nq: Int, _ s: Shape) {
+        let H = s.heads, E = s.headDim, G = H / s.kvHeads
+        for g in 0..<G {
+            let h = kvh * G + g
+            for r in 0..<nq { (dst + (g * nq + r) * E).update(from: x + (b * s.tokens + q0 + r) * H * E + h * E, count: E) }
+        }
+    }
+
+    /// The inverse of `gather`: packed rows back into x (B*T, H*E).
+    @inline(__always)
+    static func scatter(_ x: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, b: Int, kvh: Int, q0: Int, nq: Int, _ s: Shape) {
+        let H = s.heads, E = s.headDim, G = H / s.kvHeads
+        for g in 0..<G {
+            let h = kvh * G + g
+            for r in 0..<nq { (x + (b * s.tokens + q0 + r) * H * E + h * E).update(from: src + (g * nq + r) * E, count: E) }
+        }
     }
 
     public static func forward(out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>,
@@ -108,49 +130,55 @@ public enum Attention {
         let profiled = Profile.start()
         defer { Profile.stop(profiled, .attentionForward, flops: attentionFLOPs(s, matmuls: 2)) }
         let T = s.tokens, H = s.heads, K = s.kvHeads, E = s.headDim
-        let group = H / K
+        let G = H / K
         let Q = blockSize, blocks = (T + Q - 1) / Q
         let starts = segmentStarts(s)
-        let tasks = s.batch * H * blocks
+        let tasks = s.batch * K * blocks
+        let workers = min(Parallel.threads, max(tasks, 1))
         starts.withUnsafeBufferPointerOrNil { segStart in
             BLAS.singleThreaded {
-                Parallel.forRange(tasks) { range in
-                    let S = UnsafeMutablePointer<Float>.allocate(capacity: Q * T)
+                // Interleaved tasks: causal blocks of every length reach each worker.
+                Parallel.forEach(workers) { w in
+                    let S = UnsafeMutablePointer<Float>.allocate(capacity: G * Q * (T + 2 * E))
                     defer { S.deallocate() }
-                    for task in range {
-                        let (b, h, q0, q1, lo) = block(task, blocks: blocks, s, segStart: segStart)
-                        let nq = q1 - q0, nk = q1 - lo, kvh = h / group
-                        let qp = q + (b * T + q0) * H * E + h * E
+                    let qs = S + G * Q * T, os = qs + G * Q * E
+                    for task in stride(from: w, to: tasks, by: workers) {
+                        let (b, kvh, q0, q1, lo) = block(task, blocks: blocks, s, segStart: segStart)
+                        let nq = q1 - q0, nk = q1 - lo, M = G * nq
                         let kp = k + (b * T + lo) * K * E + kvh * E
                         let vp = v + (b * T + lo) * K * E + kvh * E
-                        BLAS.sgemm(transA: false, transB: true, m: nq, n: nk, k: E, alpha: s.scale,
-                                   a: qp, lda: H * E, b: kp, ldb: K * E, c: S, ldc: nk)
+                        gather(qs, q, b: b, kvh: kvh, q0: q0, nq: nq, s)
+                        BLAS.sgemm(transA: false, transB: true, m: M, n: nk, k: E, alpha: s.scale,
+                                   a: qs, lda: E, b: kp, ldb: K * E, c: S, ldc: nk)
                         for r in 0..<nq {
                             let i = q0 + r
-                            let first = firstKey(i, row: b, s, segmentStart: segStart) - lo
-                            lse[(b * H + h) * T + i] = sloth_softmax_row(S + r * nk, Int32(nk), Int32(first), Int32(i - lo))
+                            let first = Int32(firstKey(i, row: b, s, segmentStart: segStart) - lo), last = Int32(i - lo)
+                            for g in 0..<G {
+                                lse[(b * H + kvh * G + g) * T + i] = sloth_softmax_row(S + (g * nq + r) * nk, Int32(nk), first, last)
+                            }
                         }
-                        BLAS.sgemm(transA: false, transB: false, m: nq, n: E, k: nk,
-                                   a: S, lda: nk, b: vp, ldb: K * E, c: out + (b * T + q0) * H * E + h * E, ldc: H * E)
+                        BLAS.sgemm(transA: false, transB: false, m: M, n: E, k: nk,
+                                   a: S, lda: nk, b: vp, ldb: K * E, c: os, ldc: E)
+                        scatter(out, os, b: b, kvh: kvh, q0: q0, nq: nq, s)
                     }
                 }
             }
         }
     }
 
-    /// dq, dk and dv are assigned. Query blocks of every head are spread over the workers (interleaved, so causal
-    /// blocks of every length reach each); each worker owns the dQ rows of its blocks and adds into its own dK, dV
-    /// (the first worker into dk, dv), summed at the end.
+    /// dq, dk and dv are assigned. Tasks (a query block of a kv head's group) are spread over the workers
+    /// (interleaved, so causal blocks of every length reach each); each worker owns the dQ rows of its blocks and
+    /// adds into its own dK, dV (the first worker into dk, dv), summed at the end.
     public static func backward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
                                 dOut: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                                 out: UnsafePointer<Float>, lse: UnsafePointer<Float>, shape s: Shape) {
         let profiled = Profile.start()
         defer { Profile.stop(profiled, .attentionBackward, flops: attentionFLOPs(s, matmuls: 5)) }
         let T = s.tokens, H = s.heads, K = s.kvHeads, E = s.headDim
-        let group = H / K
+        let G = H / K
         let Q = blockSize, blocks = (T + Q - 1) / Q
         let starts = segmentStarts(s)
-        let tasks = s.batch * H * blocks
+        let tasks = s.batch * K * blocks
         let workers = min(Parallel.threads, max(tasks, 1))
         let kvCount = s.batch * T * K * E
         let extra = UnsafeMutablePointer<Float>.allocate(capacity: max(1, (workers - 1) * 2 * kvCount))
@@ -162,35 +190,40 @@ public enum Attention {
             BLAS.singleThreaded {
                 Parallel.forEach(workers) { w in
                     let dkw = w == 0 ? dk : extra + (w - 1) * 2 * kvCount, dvw = w == 0 ? dv : dkw + kvCount
-                    let P = UnsafeMutablePointer<Float>.allocate(capacity: 2 * Q * T)
+                    let P = UnsafeMutablePointer<Float>.allocate(capacity: G * Q * (2 * T + 3 * E))
                     defer { P.deallocate() }
-                    let dP = P + Q * T
+                    let dP = P + G * Q * T, qs = dP + G * Q * T, dos = qs + G * Q * E, dqs = dos + G * Q * E
                     var task = w
                     while task < tasks {
                         defer { task += workers }
-                        let (b, h, q0, q1, lo) = block(task, blocks: blocks, s, segStart: segStart)
-                        let nq = q1 - q0, nk = q1 - lo, kvh = h / group
-                        let qOff = (b * T + q0) * H * E + h * E
+                        let (b, kvh, q0, q1, lo) = block(task, blocks: blocks, s, segStart: segStart)
+                        let nq = q1 - q0, nk = q1 - lo, M = G * nq
                         let kOff = (b * T + lo) * K * E + kvh * E
-                        BLAS.sgemm(transA: false, transB: true, m: nq, n: nk, k: E, alpha: s.scale,
-                                   a: q + qOff, lda: H * E, b: k + kOff, ldb: K * E, c: P, ldc: nk)
-                        BLAS.sgemm(transA: false, transB: true, m: nq, n: nk, k: E,
-                                   a: dOut + qOff, lda: H * E, b: v + kOff, ldb: K * E, c: dP, ldc: nk)
-                        for r in 0..<nq {
-                            let i = q0 + r
-                            let o = out + qOff + r * H * E, g = dOut + qOff + r * H * E
-                            var d: Float = 0
-                            for e in 0..<E { d += o[e] * g[e] }
-                            let first = firstKey(i, row: b, s, segmentStart: segStart) - lo
-                            sloth_softmax_grad_row(P + r * nk, dP + r * nk, Int32(nk), Int32(first), Int32(i - lo), lse[(b * H + h) * T + i], d)
+                        gather(qs, q, b: b, kvh: kvh, q0: q0, nq: nq, s)
+                        gather(dos, dOut, b: b, kvh: kvh, q0: q0, nq: nq, s)
+                        BLAS.sgemm(transA: false, transB: true, m: M, n: nk, k: E, alpha: s.scale,
+                                   a: qs, lda: E, b: k + kOff, ldb: K * E, c: P, ldc: nk)
+                        BLAS.sgemm(transA: false, transB: true, m: M, n: nk, k: E,
+                                   a: dos, lda: E, b: v + kOff, ldb: K * E, c: dP, ldc: nk)
+                        for g in 0..<G {
+                            let h = kvh * G + g
+                            for r in 0..<nq {
+                                let i = q0 + r, row = g * nq + r
+                                let o = out + (b * T + i) * H * E + h * E, gr = dos + row * E
+                                var d: Float = 0
+                                for e in 0..<E { d += o[e] * gr[e] }
+                                let first = firstKey(i, row: b, s, segmentStart: segStart) - lo
+                                sloth_softmax_grad_row(P + row * nk, dP + row * nk, Int32(nk), Int32(first), Int32(i - lo), lse[(b * H + h) * T + i], d)
+                            }
                         }
-                        // dQ = scale * dS K ; dK += scale * dS^T Q ; dV += P^T dO
-                        BLAS.sgemm(transA: false, transB: false, m: nq, n: E, k: nk, alpha: s.scale,
-                                   a: dP, lda: nk, b: k + kOff, ldb: K * E, beta: 0, c: dq + qOff, ldc: H * E)
-                        BLAS.sgemm(transA: true, transB: false, m: nk, n: E, k: nq, alpha: s.scale,
-                                   a: dP, lda: nk, b: q + qOff, ldb: H * E, beta: 1, c: dkw + kOff, ldc: K * E)
-                        BLAS.sgemm(transA: true, transB: false, m: nk, n: E, k: nq,
-                                   a: P, lda: nk, b: dOut + qOff, ldb: H * E, beta: 1, c: dvw + kOff, ldc: K * E)
+                        // dQ = scale * dS K ; dK += scale * dS^T Q ; dV += P^T dO (the group's heads summed by the products)
+                        BLAS.sgemm(transA: false, transB: false, m: M, n: E, k: nk, alpha: s.scale,
+                                   a: dP, lda: nk, b: k + kOff, ldb: K * E, beta: 0, c: dqs, ldc: E)
+                        scatter(dq, dqs, b: b, kvh: kvh, q0: q0, nq: nq, s)
+                        BLAS.sgemm(transA: true, transB: false, m: nk, n: E, k: M, alpha: s.scale,
+                                   a: dP, lda: nk, b: qs, ldb: E, beta: 1, c: dkw + kOff, ldc: K * E)
+                        BLAS.sgemm(transA: true, transB: false, m: nk, n: E, k: M,
+                                   a: P, lda: nk, b: dos, ldb: E, beta: 1, c: dvw + kOff, ldc: K * E)
                     }
                 }
             }
