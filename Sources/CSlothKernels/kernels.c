@@ -111,6 +111,13 @@ void sloth_swiglu_backward(float *dgate, float *dup, const float *dout, const fl
     DISPATCH(swiglu_backward, dgate, dup, dout, gate, up, n)
 }
 
+float sloth_rmsnorm_row(float *y, const float *x, const float *w, int d, float eps, float offset) {
+    DISPATCH(rmsnorm_row, y, x, w, d, eps, offset)
+}
+void sloth_rmsnorm_backward_row(float *dx, const float *dy, const float *x, const float *w, int d, float r, float offset, int accumulate) {
+    DISPATCH(rmsnorm_backward_row, dx, dy, x, w, d, r, offset, accumulate)
+}
+
 const char *sloth_kernels_isa(void) {
     static const char *names[] = {"baseline (SSE2 / 4 lanes)", "AVX2+FMA (8 lanes)", "AVX-512 (16 lanes)"};
     return names[isa()];

@@ -125,5 +125,37 @@ static void NAME(swiglu_backward)(float *dgate, float *dup, const float *dout, c
     }
 }
 
+static float NAME(rmsnorm_row)(float *y, const float *x, const float *w, int d, float eps, float offset) {
+    VF acc = {0};
+    int j = 0;
+    for (; j + W <= d; j += W) { VF v = NAME(load)(x + j); acc += v * v; }
+    float ss = NAME(hsum)(acc);
+    for (; j < d; j++) ss += x[j] * x[j];
+    float r = 1.0f / sqrtf(ss / (float)d + eps);
+    VF vr = NAME(splat)(r), vo = NAME(splat)(offset);
+    for (j = 0; j + W <= d; j += W) NAME(store)(y + j, NAME(load)(x + j) * vr * (NAME(load)(w + j) + vo));
+    for (; j < d; j++) y[j] = x[j] * r * (w[j] + offset);
+    return r;
+}
+
+static void NAME(rmsnorm_backward_row)(float *dx, const float *dy, const float *x, const float *w, int d, float r, float offset, int accumulate) {
+    VF acc = {0}, vo = NAME(splat)(offset), vr = NAME(splat)(r);
+    int j = 0;
+    for (; j + W <= d; j += W) acc += NAME(load)(dy + j) * (NAME(load)(w + j) + vo) * NAME(load)(x + j);
+    float dot = NAME(hsum)(acc);
+    for (; j < d; j++) dot += dy[j] * (w[j] + offset) * x[j];
+    float m = dot * r / (float)d;
+    VF vm = NAME(splat)(m);
+    for (j = 0; j + W <= d; j += W) {
+        VF xv = NAME(load)(x + j);
+        VF v = vr * (NAME(load)(dy + j) * (NAME(load)(w + j) + vo) - xv * vr * vm);
+        NAME(store)(dx + j, accumulate ? NAME(load)(dx + j) + v : v);
+    }
+    for (; j < d; j++) {
+        float v = r * (dy[j] * (w[j] + offset) - x[j] * r * m);
+        dx[j] = accumulate ? dx[j] + v : v;
+    }
+}
+
 #undef VF
 #undef VI

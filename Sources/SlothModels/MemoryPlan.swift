@@ -136,7 +136,7 @@ public enum MemoryPlanner {
             Attention.workspaceFloats(batch: batch, tokens: tokens, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads,
                                       headDim: c.headDim, backward: $0, threads: threads)
         }.max()! * 4
-        let ceRows = min(CrossEntropy.chunkRows, n)
+        let ceRows = min(CrossEntropy.rowsPerChunk(vocab: V), n)
         let crossEntropy = (2 * ceRows * D + ceRows * V) * 4 + n * 8
         let rotary = Int(Double(c.headDim) * c.partialRotaryFactor) / 2
         let perStep = n * rotary * 2 * 4 + n * 4 * 4   // cos/sin tables, batch arrays

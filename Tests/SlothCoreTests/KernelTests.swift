@@ -133,6 +133,7 @@ func activationBackward(act: GatedActivation) {
     let targets: [Int32] = (0..<n).map { $0 % 7 == 0 ? -100 : Int32($0 % v) }
     let valid = targets.filter { $0 != -100 }.count
     CrossEntropy.chunkRows = 64
+    defer { CrossEntropy.chunkRows = nil }
     var dh = [Float](repeating: 0, count: n * d), dw = [Float](repeating: 0, count: v * d)
     let sum = CrossEntropy.forwardBackward(hidden: h, weight: w, targets: targets, tokens: n, dim: d, vocab: v,
                                            gradScale: 1 / Float(valid), dHidden: &dh, dWeight: &dw)

@@ -24,6 +24,12 @@ void sloth_swiglu_forward(float *out, const float *gate, const float *up, long n
 /// dGate, dUp from dOut for out = silu(gate) * up.
 void sloth_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n);
 
+/// RMSNorm row: y = x * r * (w + offset), r = 1 / sqrt(mean(x^2) + eps); returns r.
+float sloth_rmsnorm_row(float *y, const float *x, const float *w, int d, float eps, float offset);
+
+/// RMSNorm backward row: dx (assigned, or added when accumulate) from dy, x, w and the saved r.
+void sloth_rmsnorm_backward_row(float *dx, const float *dy, const float *x, const float *w, int d, float r, float offset, int accumulate);
+
 /// Name of the clone the loader chose ("avx512", "avx2", "baseline").
 const char *sloth_kernels_isa(void);
 

@@ -1,3 +1,5 @@
+import CSlothKernels
+
 // N = rows, D = width. y = x * r * (w + offset), r = 1/sqrt(mean(x^2) + eps); offset 1 for Gemma.
 
 /// Root-mean-square normalisation, forward and backward.
@@ -9,12 +11,7 @@ public enum RMSNorm {
         defer { Profile.stop(profiled, .norm) }
         Parallel.forRange(rows, minChunk: 16) { range in
             for i in range {
-                let x = input + i * dim, y = out + i * dim
-                var ss: Float = 0
-                for j in 0..<dim { ss += x[j] * x[j] }
-                let r = 1 / (ss / Float(dim) + eps).squareRoot()
-                rstd[i] = r
-                for j in 0..<dim { y[j] = x[j] * r * (weight[j] + offset) }
+                rstd[i] = sloth_rmsnorm_row(out + i * dim, input + i * dim, weight, Int32(dim), eps, offset)
             }
         }
     }
@@ -27,16 +24,7 @@ public enum RMSNorm {
         defer { Profile.stop(profiled, .norm) }
         Parallel.forRange(rows, minChunk: 16) { range in
             for i in range {
-                let x = input + i * dim, dy = dOut + i * dim, dx = dInput + i * dim
-                let r = rstd[i]
-                var dot: Float = 0
-                for j in 0..<dim { dot += dy[j] * (weight[j] + offset) * x[j] * r }
-                let m = dot / Float(dim)
-                for j in 0..<dim {
-                    let g = dy[j] * (weight[j] + offset)
-                    let v = r * (g - x[j] * r * m)
-                    if accumulate { dx[j] += v } else { dx[j] = v }
-                }
+                sloth_rmsnorm_backward_row(dInput + i * dim, dOut + i * dim, input + i * dim, weight, Int32(dim), rstd[i], offset, accumulate ? 1 : 0)
             }
         }
         if let dWeight {
