@@ -88,6 +88,14 @@ static int isa(void) {
     return level;
 }
 
+int sloth_kernels_set_level(int requested) {
+    int before = isa();
+    static int best = -1;
+    if (best < 0) best = before;
+    level = requested < 0 ? best : (requested > best ? best : requested);
+    return before;
+}
+
 #ifdef X86
 #define DISPATCH(f, ...)                                        \
     switch (isa()) {                                            \

@@ -30,6 +30,10 @@ float sloth_rmsnorm_row(float *y, const float *x, const float *w, int d, float e
 /// RMSNorm backward row: dx (assigned, or added when accumulate) from dy, x, w and the saved r.
 void sloth_rmsnorm_backward_row(float *dx, const float *dy, const float *x, const float *w, int d, float r, float offset, int accumulate);
 
+/// Chooses the copy (0 baseline, 1 AVX2+FMA, 2 AVX-512; -1 the best this CPU runs), capped at what the CPU
+/// runs; returns the level before. For tests of every copy; not thread-safe against running kernels.
+int sloth_kernels_set_level(int level);
+
 /// Name of the clone the loader chose ("avx512", "avx2", "baseline").
 const char *sloth_kernels_isa(void);
 

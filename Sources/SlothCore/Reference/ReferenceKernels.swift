@@ -41,6 +41,27 @@ public enum Reference {
         return out
     }
 
+    /// SwiGLU h = silu(e) * g and its backward (dE, dG) from dH, in Double through Foundation's exp.
+    public static func swiglu(gate e: [Float], up g: [Float], dOut dh: [Float]) -> (h: [Float], dGate: [Float], dUp: [Float]) {
+        var h = e, de = e, dg = e
+        for i in 0..<e.count {
+            let x = Double(e[i]), s = 1 / (1 + Foundation.exp(-x))
+            h[i] = Float(x * s * Double(g[i]))
+            dg[i] = Float(Double(dh[i]) * x * s)
+            de[i] = Float(Double(dh[i]) * Double(g[i]) * s * (1 + x * (1 - s)))
+        }
+        return (h, de, dg)
+    }
+
+    /// Softmax of x[first...last] (0 elsewhere) and its logsumexp, in Double.
+    public static func softmaxRow(_ x: [Float], first: Int, last: Int) -> (p: [Float], lse: Float) {
+        let m = x[first...last].map(Double.init).max()!
+        let sum = x[first...last].reduce(0.0) { $0 + Foundation.exp(Double($1) - m) }
+        var p = [Float](repeating: 0, count: x.count)
+        for j in first...last { p[j] = Float(Foundation.exp(Double(x[j]) - m) / sum) }
+        return (p, Float(m + Foundation.log(sum)))
+    }
+
     /// RMSNorm rows: x * r * (w + offset).
     public static func rmsnorm(_ x: [Float], _ w: [Float], rows: Int, dim: Int, eps: Float, offset: Float) -> [Float] {
         var y = x

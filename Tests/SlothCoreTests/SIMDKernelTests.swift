@@ -1,0 +1,84 @@
+import Testing
+import Foundation
+import CSlothKernels
+@testable import SlothCore
+
+// The C SIMD kernels against the scalar references, over lengths that exercise the vector body and every
+// tail, for each copy this CPU can run (AVX-512, AVX2+FMA, baseline). One serialized suite: the level is global.
+
+/// Runs body once per ISA copy the CPU supports.
+func forEachISA(_ body: (String) -> Void) {
+    let best = sloth_kernels_set_level(-1)
+    defer { _ = sloth_kernels_set_level(-1) }
+    for level in stride(from: best, through: 0, by: -1) {
+        _ = sloth_kernels_set_level(Int32(level))
+        body(String(cString: sloth_kernels_isa()))
+    }
+}
+
+@Suite(.serialized) struct SIMDKernelTests {
+@Test func simdExpIsWithinTwoUlp() {
+    var worst = 0.0, at: Float = 0
+    var x: Float = -87
+    while x < 88 {
+        let got = Double(sloth_exp(x)), want = Foundation.exp(Double(x))
+        let rel = abs(got - want) / want
+        if rel > worst { worst = rel; at = x }
+        x += 0.00173
+    }
+    print("sloth_exp (\(String(cString: sloth_kernels_isa()))): max rel error \(worst) at \(at) over [-87, 88]")
+    #expect(worst < 2.4e-7)
+}
+
+@Test(arguments: [1, 7, 16, 17, 33, 64, 130, 1000])
+func simdSoftmaxRowMatchesReference(n: Int) {
+    forEachISA { isa in
+        var r = Rand(UInt64(n))
+        for (first, last) in [(0, n - 1), (n / 3, n - 1), (0, n / 2), (n / 4, (3 * n) / 4)] where first <= last {
+            let x = r.array(n, scale: 8)
+            var y = x
+            let lse = sloth_softmax_row(&y, Int32(n), Int32(first), Int32(last))
+            let ref = Reference.softmaxRow(x, first: first, last: last)
+            #expect(maxRelDiff(y, ref.p) < 1e-6, "\(isa) n \(n) [\(first), \(last)]")
+            #expect(abs(lse - ref.lse) <= 1e-6 * max(1, abs(ref.lse)))
+            // Backward row: p = exp(s - lse), ds = p (dp - d).
+            let dp = r.array(n), d: Float = 0.3
+            var s = x, g = dp
+            sloth_softmax_grad_row(&s, &g, Int32(n), Int32(first), Int32(last), ref.lse, d)
+            let wantDS = (0..<n).map { j in j < first || j > last ? Float(0) : ref.p[j] * (dp[j] - d) }
+            #expect(maxRelDiff(s, ref.p) < 1e-6)
+            #expect(maxRelDiff(g, wantDS) < 1e-6)
+        }
+    }
+}
+
+@Test(arguments: [1, 15, 16, 17, 100, 1027])
+func simdSwiGLUMatchesReference(n: Int) {
+    forEachISA { isa in
+        var r = Rand(UInt64(40 + n))
+        let e = r.array(n, scale: 12), g = r.array(n, scale: 2), dh = r.array(n)
+        var h = [Float](repeating: 0, count: n), de = h, dg = h
+        sloth_swiglu_forward(&h, e, g, n)
+        sloth_swiglu_backward(&de, &dg, dh, e, g, n)
+        let ref = Reference.swiglu(gate: e, up: g, dOut: dh)
+        print("swiglu \(isa) n \(n): h \(maxRelDiff(h, ref.h)) dGate \(maxRelDiff(de, ref.dGate)) dUp \(maxRelDiff(dg, ref.dUp))")
+        #expect(maxRelDiff(h, ref.h) < 1e-6)
+        #expect(maxRelDiff(de, ref.dGate) < 1e-6)
+        #expect(maxRelDiff(dg, ref.dUp) < 1e-6)
+    }
+}
+
+@Test(arguments: [1, 16, 31, 576])
+func simdRMSNormMatchesReference(dim: Int) {
+    forEachISA { isa in
+        var r = Rand(UInt64(dim))
+        let rows = 3
+        let x = r.array(rows * dim), w = r.array(dim)
+        var y = [Float](repeating: 0, count: x.count), rstd = [Float](repeating: 0, count: rows)
+        RMSNorm.forward(out: &y, rstd: &rstd, input: x, weight: w, rows: rows, dim: dim, eps: 1e-6, offset: 1)
+        let d = maxRelDiff(y, Reference.rmsnorm(x, w, rows: rows, dim: dim, eps: 1e-6, offset: 1))
+        print("rmsnorm \(isa) dim \(dim): max rel diff \(d)")
+        #expect(d < 1e-6)
+    }
+}
+}
