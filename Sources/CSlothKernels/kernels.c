@@ -49,25 +49,37 @@ float sloth_exp(float x) { return scalar_exp(x); }
 #define X86 1
 #pragma clang attribute push(__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma"))), apply_to = function)
 #define W 16
+#define ROWS 6
+#define COLV 4
 #define NAME(x) CAT(x, avx512)
 #include "kernels_impl.h"
 #undef W
+#undef ROWS
+#undef COLV
 #undef NAME
 #pragma clang attribute pop
 
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #define W 8
+#define ROWS 4
+#define COLV 2
 #define NAME(x) CAT(x, avx2)
 #include "kernels_impl.h"
 #undef W
+#undef ROWS
+#undef COLV
 #undef NAME
 #pragma clang attribute pop
 #endif
 
 #define W 4
+#define ROWS 4
+#define COLV 2
 #define NAME(x) CAT(x, base)
 #include "kernels_impl.h"
 #undef W
+#undef ROWS
+#undef COLV
 #undef NAME
 
 // 2: AVX-512, 1: AVX2+FMA, 0: baseline. Detected on first use (benign race: every thread computes the same).
@@ -125,6 +137,12 @@ float sloth_rmsnorm_row(float *y, const float *x, const float *w, int d, float e
 void sloth_rmsnorm_backward_row(float *dx, const float *dy, const float *x, const float *w, int d, float r, float offset, int accumulate) {
     DISPATCH(rmsnorm_backward_row, dx, dy, x, w, d, r, offset, accumulate)
 }
+
+void sloth_gemm(float *c, int ldc, const float *a, long ai, long ak, const float *b, int ldb, int m, int n, int k, float alpha, int accumulate) {
+    DISPATCH(gemm, c, ldc, a, ai, ak, b, ldb, m, n, k, alpha, accumulate)
+}
+
+int sloth_kernels_level(void) { return isa(); }
 
 const char *sloth_kernels_isa(void) {
     static const char *names[] = {"baseline (SSE2 / 4 lanes)", "AVX2+FMA (8 lanes)", "AVX-512 (16 lanes)"};

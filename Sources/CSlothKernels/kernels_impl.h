@@ -157,5 +157,54 @@ static void NAME(rmsnorm_backward_row)(float *dx, const float *dy, const float *
     }
 }
 
+// C (M x N) = alpha * A' B (+ C when accumulate), A' (M x K) with a(i, k) = A[i * ai + k * ak] (so A' = A or A^T),
+// B (K x N) row-major with row stride ldb. Register blocks of ROWS x (COLV * W); K in chunks of 256 so the
+// B panel stays in cache; column tails in scalar code. For attention's products (K or N = head dim).
+INLINE void NAME(gemm_block)(const int R, float *C, int ldc, const float *A, long ai, long ak, const float *B, int ldb,
+                             int k0, int k1, float alpha, int add) {
+    VF acc[ROWS][COLV];
+    for (int i = 0; i < R; i++)
+        for (int c = 0; c < COLV; c++) acc[i][c] = (VF){0};
+    for (int k = k0; k < k1; k++) {
+        VF b[COLV];
+        for (int c = 0; c < COLV; c++) b[c] = NAME(load)(B + (long)k * ldb + c * W);
+        for (int i = 0; i < R; i++) {
+            VF a = NAME(splat)(A[i * ai + k * ak]);
+            for (int c = 0; c < COLV; c++) acc[i][c] += a * b[c];
+        }
+    }
+    VF va = NAME(splat)(alpha);
+    for (int i = 0; i < R; i++)
+        for (int c = 0; c < COLV; c++) {
+            float *p = C + (long)i * ldc + c * W;
+            NAME(store)(p, add ? NAME(load)(p) + va * acc[i][c] : va * acc[i][c]);
+        }
+}
+
+static void NAME(gemm)(float *C, int ldc, const float *A, long ai, long ak, const float *B, int ldb, int M, int N, int K,
+                       float alpha, int accumulate) {
+    const int CW = COLV * W, KC = 256;
+    int nv = N / CW * CW;
+    for (int k0 = 0; k0 < K || k0 == 0; k0 += KC) {
+        int k1 = K < k0 + KC ? K : k0 + KC;
+        int add = accumulate || k0 > 0;
+        for (int j0 = 0; j0 < nv; j0 += CW) {
+            int r0 = 0;
+            for (; r0 + ROWS <= M; r0 += ROWS)
+                NAME(gemm_block)(ROWS, C + (long)r0 * ldc + j0, ldc, A + r0 * ai, ai, ak, B + j0, ldb, k0, k1, alpha, add);
+            for (; r0 < M; r0++)
+                NAME(gemm_block)(1, C + (long)r0 * ldc + j0, ldc, A + r0 * ai, ai, ak, B + j0, ldb, k0, k1, alpha, add);
+        }
+        for (int r = 0; r < M; r++)
+            for (int j = nv; j < N; j++) {
+                float sum = 0;
+                for (int k = k0; k < k1; k++) sum += A[r * ai + k * ak] * B[(long)k * ldb + j];
+                float *p = C + (long)r * ldc + j;
+                *p = add ? *p + alpha * sum : alpha * sum;
+            }
+        if (K == 0) break;
+    }
+}
+
 #undef VF
 #undef VI

@@ -30,6 +30,14 @@ float sloth_rmsnorm_row(float *y, const float *x, const float *w, int d, float e
 /// RMSNorm backward row: dx (assigned, or added when accumulate) from dy, x, w and the saved r.
 void sloth_rmsnorm_backward_row(float *dx, const float *dy, const float *x, const float *w, int d, float r, float offset, int accumulate);
 
+/// C (m x n) = alpha * A' B, or C += alpha * A' B when accumulate; A' (m x k) reads a[i * ai + kk * ak] (ai = lda,
+/// ak = 1 for A; ai = 1, ak = lda for A^T); B (k x n) row-major with row stride ldb. Single-threaded; register-blocked
+/// for attention's products, where k or n is the head dimension.
+void sloth_gemm(float *c, int ldc, const float *a, long ai, long ak, const float *b, int ldb, int m, int n, int k, float alpha, int accumulate);
+
+/// The copy in use: 0 baseline, 1 AVX2+FMA, 2 AVX-512.
+int sloth_kernels_level(void);
+
 /// Chooses the copy (0 baseline, 1 AVX2+FMA, 2 AVX-512; -1 the best this CPU runs), capped at what the CPU
 /// runs; returns the level before. For tests of every copy; not thread-safe against running kernels.
 int sloth_kernels_set_level(int level);

@@ -94,6 +94,22 @@ public enum Attention {
         return workers * (2 * M * tokens + 3 * M * headDim) + (workers - 1) * 2 * batch * tokens * kvHeads * headDim
     }
 
+    /// Single-threaded C (m x n) (+)= alpha op(A) B with n the head dimension: Sloth's register-blocked kernel on
+    /// AVX-512 (1.0-1.5x OpenBLAS's rate at these shapes, bench/gemm.sh), BLAS elsewhere.
+    @inline(__always)
+    static func product(c: UnsafeMutablePointer<Float>, ldc: Int, a: UnsafePointer<Float>, lda: Int, transA: Bool,
+                        b: UnsafePointer<Float>, ldb: Int, m: Int, n: Int, k: Int, alpha: Float, accumulate: Bool) {
+        if fastProducts {
+            sloth_gemm(c, Int32(ldc), a, transA ? 1 : lda, transA ? lda : 1, b, Int32(ldb), Int32(m), Int32(n), Int32(k), alpha, accumulate ? 1 : 0)
+        } else {
+            BLAS.sgemm(transA: transA, transB: false, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                       beta: accumulate ? 1 : 0, c: c, ldc: ldc)
+        }
+    }
+
+    /// Whether `product` uses Sloth's kernel (its AVX-512 copy; the AVX2 and baseline copies are slower than BLAS).
+    static var fastProducts: Bool { sloth_kernels_level() == 2 }
+
     /// Task `task` = (row b, kv head, query block q0..<q1) and lo, the first key any of its rows sees.
     @inline(__always)
     static func block(_ task: Int, blocks: Int, _ s: Shape, segStart: UnsafePointer<Int32>?) -> (b: Int, kvh: Int, q0: Int, q1: Int, lo: Int) {
@@ -157,8 +173,7 @@ public enum Attention {
                                 lse[(b * H + kvh * G + g) * T + i] = sloth_softmax_row(S + (g * nq + r) * nk, Int32(nk), first, last)
                             }
                         }
-                        BLAS.sgemm(transA: false, transB: false, m: M, n: E, k: nk,
-                                   a: S, lda: nk, b: vp, ldb: K * E, c: os, ldc: E)
+                        product(c: os, ldc: E, a: S, lda: nk, transA: false, b: vp, ldb: K * E, m: M, n: E, k: nk, alpha: 1, accumulate: false)
                         scatter(out, os, b: b, kvh: kvh, q0: q0, nq: nq, s)
                     }
                 }
@@ -217,13 +232,10 @@ public enum Attention {
                             }
                         }
                         // dQ = scale * dS K ; dK += scale * dS^T Q ; dV += P^T dO (the group's heads summed by the products)
-                        BLAS.sgemm(transA: false, transB: false, m: M, n: E, k: nk, alpha: s.scale,
-                                   a: dP, lda: nk, b: k + kOff, ldb: K * E, beta: 0, c: dqs, ldc: E)
+                        product(c: dqs, ldc: E, a: dP, lda: nk, transA: false, b: k + kOff, ldb: K * E, m: M, n: E, k: nk, alpha: s.scale, accumulate: false)
                         scatter(dq, dqs, b: b, kvh: kvh, q0: q0, nq: nq, s)
-                        BLAS.sgemm(transA: true, transB: false, m: nk, n: E, k: M, alpha: s.scale,
-                                   a: dP, lda: nk, b: qs, ldb: E, beta: 1, c: dkw + kOff, ldc: K * E)
-                        BLAS.sgemm(transA: true, transB: false, m: nk, n: E, k: M,
-                                   a: P, lda: nk, b: dos, ldb: E, beta: 1, c: dvw + kOff, ldc: K * E)
+                        product(c: dkw + kOff, ldc: K * E, a: dP, lda: nk, transA: true, b: qs, ldb: E, m: nk, n: E, k: M, alpha: s.scale, accumulate: true)
+                        product(c: dvw + kOff, ldc: K * E, a: P, lda: nk, transA: true, b: dos, ldb: E, m: nk, n: E, k: M, alpha: 1, accumulate: true)
                     }
                 }
             }
