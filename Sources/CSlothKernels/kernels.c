@@ -142,6 +142,10 @@ void sloth_gemm(float *c, int ldc, const float *a, long ai, long ak, const float
     DISPATCH(gemm, c, ldc, a, ai, ak, b, ldb, m, n, k, alpha, accumulate)
 }
 
+float sloth_softmax_block_row(float *x, int n, int first, int last, float *m, float *l) {
+    DISPATCH(softmax_block_row, x, n, first, last, m, l)
+}
+
 int sloth_kernels_level(void) { return isa(); }
 
 const char *sloth_kernels_isa(void) {

@@ -206,5 +206,26 @@ static void NAME(gemm)(float *C, int ldc, const float *A, long ai, long ak, cons
     }
 }
 
+static float NAME(softmax_block_row)(float *x, int n, int first, int last, float *m, float *l) {
+    int hi = last + 1;
+    if (first > 0) memset(x, 0, sizeof(float) * (size_t)first);
+    if (hi < n) memset(x + hi, 0, sizeof(float) * (size_t)(n - hi));
+    float bm = NAME(range_max)(x, first, hi);
+    float mn = bm > *m ? bm : *m;
+    VF acc = {0}, vm = NAME(splat)(mn);
+    int j = first;
+    for (; j + W <= hi; j += W) {
+        VF e = NAME(vexp)(NAME(load)(x + j) - vm);
+        NAME(store)(x + j, e);
+        acc += e;
+    }
+    float s = NAME(hsum)(acc);
+    for (; j < hi; j++) { float e = scalar_exp(x[j] - mn); x[j] = e; s += e; }
+    float factor = *m == -INFINITY ? 0.0f : scalar_exp(*m - mn);
+    *l = *l * factor + s;
+    *m = mn;
+    return factor;
+}
+
 #undef VF
 #undef VI

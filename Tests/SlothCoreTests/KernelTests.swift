@@ -165,3 +165,37 @@ func activationBackward(act: GatedActivation) {
     RoPE.apply(&y, cos: c, sin: s, tokens: 4, heads: 2, headDim: 8, rotaryDim: 8, inverse: true)
     #expect(maxRelDiff(y, x) < 1e-6)
 }
+
+/// Several key blocks per query block (online softmax forward, independent key blocks backward): keyBlock 16
+/// against the reference and the numeric gradient, with GQA, a window and packed segments.
+@Test(arguments: [(1, 70, 4, 2, 8, nil as Int?, false), (2, 67, 2, 1, 4, 23, false), (1, 90, 3, 1, 4, nil, true)])
+func attentionKeyBlocksMatchReference(b: Int, t: Int, h: Int, kv: Int, e: Int, window: Int?, packed: Bool) {
+    let before = Attention.keyBlock
+    Attention.keyBlock = 16
+    defer { Attention.keyBlock = before }
+    var r = Rand(UInt64(31 + t))
+    let n = b * t
+    let q = r.array(n * h * e), k = r.array(n * kv * e), v = r.array(n * kv * e), w = r.array(n * h * e)
+    let segs: [Int32]? = packed ? (0..<n).map { Int32(($0 % t) / 29) } : nil
+    let s = Attention.Shape(batch: b, tokens: t, heads: h, kvHeads: kv, headDim: e, window: window, scale: 0.6, segments: segs)
+    let (out, lse) = runAttention(q, k, v, s)
+    let d = maxRelDiff(out, Reference.attention(q: q, k: k, v: v, shape: s))
+    var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
+    Attention.backward(dq: &dq, dk: &dk, dv: &dv, dOut: w, q: q, k: k, v: v, out: out, lse: lse, shape: s)
+    func loss(_ q: [Float], _ k: [Float], _ v: [Float]) -> Double {
+        zip(Reference.attention(q: q, k: k, v: v, shape: s), w).reduce(0) { $0 + Double($1.0) * Double($1.1) }
+    }
+    var worst: Float = 0
+    for (name, x, g) in [("q", q, dq), ("k", k, dk), ("v", v, dv)] {
+        let gmax = max(g.map { abs($0) }.max() ?? 0, 1e-3)
+        for i in stride(from: 0, to: x.count, by: max(1, x.count / 30)) {
+            var xp = x, xm = x
+            xp[i] += 1e-2; xm[i] -= 1e-2
+            let f: (([Float]) -> Double) = { y in name == "q" ? loss(y, k, v) : name == "k" ? loss(q, y, v) : loss(q, k, y) }
+            worst = max(worst, abs(Float((f(xp) - f(xm)) / 2e-2) - g[i]) / gmax)
+        }
+    }
+    print("attention key blocks of 16, t \(t) h \(h) kv \(kv) window \(String(describing: window)) packed \(packed): forward \(d), backward vs numeric \(worst)")
+    #expect(d < 1e-5)
+    #expect(worst < 2e-3)
+}

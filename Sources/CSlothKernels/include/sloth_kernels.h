@@ -12,6 +12,11 @@ float sloth_exp(float x);
 /// m = max of that range. Returns m + log(sum) (the row's logsumexp).
 float sloth_softmax_row(float *x, int n, int first, int last);
 
+/// Online-softmax step for one row and one block of keys: x[first..last] = exp(x - m') (0 elsewhere in [0, n)),
+/// m' = max(*m, max of the range); *l = *l * f + sum, *m = m'; returns f = exp(*m - m') (0 when *m was -inf), the
+/// factor that rescales what the row accumulated over earlier blocks.
+float sloth_softmax_block_row(float *x, int n, int first, int last, float *m, float *l);
+
 /// Attention backward row: p = exp(s - lse) on [first, last] (0 elsewhere) into s; ds = p * (dp - d) into dp.
 void sloth_softmax_grad_row(float *s, float *dp, int n, int first, int last, float lse, float d);
 

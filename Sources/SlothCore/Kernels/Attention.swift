@@ -25,6 +25,8 @@ public enum Attention {
 
     /// Query rows per block.
     public static var blockSize = 64
+    /// Keys per block (forward: scores of G Q x keyBlock floats; backward: P and dP of that size each).
+    public static var keyBlock = 512
 
     /// First key index query i may see in row b.
     @inline(__always)
@@ -90,8 +92,8 @@ public enum Attention {
                                        threads: Int = Parallel.threads) -> Int {
         let Q = blockSize, tasks = batch * kvHeads * ((tokens + Q - 1) / Q)
         let workers = min(threads, max(tasks, 1)), M = heads / max(kvHeads, 1) * Q
-        if !backward { return workers * (M * tokens + 2 * M * headDim) }
-        return workers * (2 * M * tokens + 3 * M * headDim) + (workers - 1) * 2 * batch * tokens * kvHeads * headDim
+        if !backward { return workers * (M * min(keyBlock, tokens) + 2 * M * headDim + 2 * M) }
+        return workers * (2 * M * min(keyBlock, tokens) + 3 * M * headDim + M) + (workers - 1) * 2 * batch * tokens * kvHeads * headDim
     }
 
     /// Single-threaded C (m x n) (+)= alpha op(A) B with n the head dimension: Sloth's register-blocked kernel on
@@ -155,25 +157,46 @@ public enum Attention {
             BLAS.singleThreaded {
                 // Interleaved tasks: causal blocks of every length reach each worker.
                 Parallel.forEach(workers) { w in
-                    let S = UnsafeMutablePointer<Float>.allocate(capacity: G * Q * (T + 2 * E))
+                    let KB = min(keyBlock, T)
+                    let S = UnsafeMutablePointer<Float>.allocate(capacity: G * Q * (KB + 2 * E + 2))
                     defer { S.deallocate() }
-                    let qs = S + G * Q * T, os = qs + G * Q * E
+                    let qs = S + G * Q * KB, os = qs + G * Q * E, mx = os + G * Q * E, l = mx + G * Q
                     for task in stride(from: w, to: tasks, by: workers) {
                         let (b, kvh, q0, q1, lo) = block(task, blocks: blocks, s, segStart: segStart)
-                        let nq = q1 - q0, nk = q1 - lo, M = G * nq
-                        let kp = k + (b * T + lo) * K * E + kvh * E
-                        let vp = v + (b * T + lo) * K * E + kvh * E
+                        let nq = q1 - q0, M = G * nq
                         gather(qs, q, b: b, kvh: kvh, q0: q0, nq: nq, s)
-                        BLAS.sgemm(transA: false, transB: true, m: M, n: nk, k: E, alpha: s.scale,
-                                   a: qs, lda: E, b: kp, ldb: K * E, c: S, ldc: nk)
-                        for r in 0..<nq {
-                            let i = q0 + r
-                            let first = Int32(firstKey(i, row: b, s, segmentStart: segStart) - lo), last = Int32(i - lo)
-                            for g in 0..<G {
-                                lse[(b * H + kvh * G + g) * T + i] = sloth_softmax_row(S + (g * nq + r) * nk, Int32(nk), first, last)
+                        mx.update(repeating: -Float.infinity, count: M)
+                        l.update(repeating: 0, count: M)
+                        os.update(repeating: 0, count: M * E)
+                        // Keys in blocks of KB with an online softmax (running max and sum per row; earlier blocks'
+                        // output rescaled): the scores of a block stay in cache.
+                        var k0 = lo
+                        while k0 < q1 {
+                            let nk = min(KB, q1 - k0)
+                            defer { k0 += nk }
+                            let kp = k + (b * T + k0) * K * E + kvh * E
+                            let vp = v + (b * T + k0) * K * E + kvh * E
+                            BLAS.sgemm(transA: false, transB: true, m: M, n: nk, k: E, alpha: s.scale,
+                                       a: qs, lda: E, b: kp, ldb: K * E, c: S, ldc: nk)
+                            for r in 0..<nq {
+                                let i = q0 + r
+                                let first = max(firstKey(i, row: b, s, segmentStart: segStart), k0) - k0, last = min(i, k0 + nk - 1) - k0
+                                for g in 0..<G {
+                                    let row = g * nq + r
+                                    if first > last { (S + row * nk).update(repeating: 0, count: nk); continue }
+                                    let f = sloth_softmax_block_row(S + row * nk, Int32(nk), Int32(first), Int32(last), mx + row, l + row)
+                                    if f != 1 { let o = os + row * E; for e in 0..<E { o[e] *= f } }
+                                }
+                            }
+                            product(c: os, ldc: E, a: S, lda: nk, transA: false, b: vp, ldb: K * E, m: M, n: E, k: nk, alpha: 1, accumulate: true)
+                        }
+                        for g in 0..<G {
+                            for r in 0..<nq {
+                                let row = g * nq + r, inv = 1 / l[row], o = os + row * E
+                                for e in 0..<E { o[e] *= inv }
+                                lse[(b * H + kvh * G + g) * T + q0 + r] = mx[row] + Foundation.log(l[row])
                             }
                         }
-                        product(c: os, ldc: E, a: S, lda: nk, transA: false, b: vp, ldb: K * E, m: M, n: E, k: nk, alpha: 1, accumulate: false)
                         scatter(out, os, b: b, kvh: kvh, q0: q0, nq: nq, s)
                     }
                 }
@@ -205,37 +228,55 @@ public enum Attention {
             BLAS.singleThreaded {
                 Parallel.forEach(workers) { w in
                     let dkw = w == 0 ? dk : extra + (w - 1) * 2 * kvCount, dvw = w == 0 ? dv : dkw + kvCount
-                    let P = UnsafeMutablePointer<Float>.allocate(capacity: G * Q * (2 * T + 3 * E))
+                    let KB = min(keyBlock, T)
+                    let P = UnsafeMutablePointer<Float>.allocate(capacity: G * Q * (2 * KB + 3 * E + 1))
                     defer { P.deallocate() }
-                    let dP = P + G * Q * T, qs = dP + G * Q * T, dos = qs + G * Q * E, dqs = dos + G * Q * E
+                    let dP = P + G * Q * KB, qs = dP + G * Q * KB, dos = qs + G * Q * E, dqs = dos + G * Q * E, D = dqs + G * Q * E
                     var task = w
                     while task < tasks {
                         defer { task += workers }
                         let (b, kvh, q0, q1, lo) = block(task, blocks: blocks, s, segStart: segStart)
-                        let nq = q1 - q0, nk = q1 - lo, M = G * nq
-                        let kOff = (b * T + lo) * K * E + kvh * E
+                        let nq = q1 - q0, M = G * nq
                         gather(qs, q, b: b, kvh: kvh, q0: q0, nq: nq, s)
                         gather(dos, dOut, b: b, kvh: kvh, q0: q0, nq: nq, s)
-                        BLAS.sgemm(transA: false, transB: true, m: M, n: nk, k: E, alpha: s.scale,
-                                   a: qs, lda: E, b: k + kOff, ldb: K * E, c: P, ldc: nk)
-                        BLAS.sgemm(transA: false, transB: true, m: M, n: nk, k: E,
-                                   a: dos, lda: E, b: v + kOff, ldb: K * E, c: dP, ldc: nk)
                         for g in 0..<G {
-                            let h = kvh * G + g
                             for r in 0..<nq {
-                                let i = q0 + r, row = g * nq + r
-                                let o = out + (b * T + i) * H * E + h * E, gr = dos + row * E
+                                let o = out + (b * T + q0 + r) * H * E + (kvh * G + g) * E, gr = dos + (g * nq + r) * E
                                 var d: Float = 0
                                 for e in 0..<E { d += o[e] * gr[e] }
-                                let first = firstKey(i, row: b, s, segmentStart: segStart) - lo
-                                sloth_softmax_grad_row(P + row * nk, dP + row * nk, Int32(nk), Int32(first), Int32(i - lo), lse[(b * H + h) * T + i], d)
+                                D[g * nq + r] = d
                             }
                         }
-                        // dQ = scale * dS K ; dK += scale * dS^T Q ; dV += P^T dO (the group's heads summed by the products)
-                        product(c: dqs, ldc: E, a: dP, lda: nk, transA: false, b: k + kOff, ldb: K * E, m: M, n: E, k: nk, alpha: s.scale, accumulate: false)
+                        // Keys in blocks of KB: P and dP of a block stay in cache; with the saved logsumexp the
+                        // blocks are independent (dQ accumulates over them).
+                        var k0 = lo
+                        while k0 < q1 {
+                            let nk = min(KB, q1 - k0)
+                            defer { k0 += nk }
+                            let kOff = (b * T + k0) * K * E + kvh * E
+                            BLAS.sgemm(transA: false, transB: true, m: M, n: nk, k: E, alpha: s.scale,
+                                       a: qs, lda: E, b: k + kOff, ldb: K * E, c: P, ldc: nk)
+                            BLAS.sgemm(transA: false, transB: true, m: M, n: nk, k: E,
+                                       a: dos, lda: E, b: v + kOff, ldb: K * E, c: dP, ldc: nk)
+                            for r in 0..<nq {
+                                let i = q0 + r
+                                let first = max(firstKey(i, row: b, s, segmentStart: segStart), k0) - k0, last = min(i, k0 + nk - 1) - k0
+                                for g in 0..<G {
+                                    let row = g * nq + r
+                                    if first > last {
+                                        (P + row * nk).update(repeating: 0, count: nk); (dP + row * nk).update(repeating: 0, count: nk)
+                                    } else {
+                                        sloth_softmax_grad_row(P + row * nk, dP + row * nk, Int32(nk), Int32(first), Int32(last),
+                                                               lse[(b * H + kvh * G + g) * T + i], D[row])
+                                    }
+                                }
+                            }
+                            // dQ += scale * dS K ; dK += scale * dS^T Q ; dV += P^T dO (the group's heads summed by the products)
+                            product(c: dqs, ldc: E, a: dP, lda: nk, transA: false, b: k + kOff, ldb: K * E, m: M, n: E, k: nk, alpha: s.scale, accumulate: k0 > lo)
+                            product(c: dkw + kOff, ldc: K * E, a: dP, lda: nk, transA: true, b: qs, ldb: E, m: nk, n: E, k: M, alpha: s.scale, accumulate: true)
+                            product(c: dvw + kOff, ldc: K * E, a: P, lda: nk, transA: true, b: dos, ldb: E, m: nk, n: E, k: M, alpha: 1, accumulate: true)
+                        }
                         scatter(dq, dqs, b: b, kvh: kvh, q0: q0, nq: nq, s)
-                        product(c: dkw + kOff, ldc: K * E, a: dP, lda: nk, transA: true, b: qs, ldb: E, m: nk, n: E, k: M, alpha: s.scale, accumulate: true)
-                        product(c: dvw + kOff, ldc: K * E, a: P, lda: nk, transA: true, b: dos, ldb: E, m: nk, n: E, k: M, alpha: 1, accumulate: true)
                     }
                 }
             }
