@@ -119,7 +119,6 @@ int sloth_kernels_set_level(int requested) {
 #define DISPATCH(f, ...) return CAT(f, base)(__VA_ARGS__);
 #endif
 
-float sloth_softmax_row(float *x, int n, int first, int last) { DISPATCH(softmax_row, x, n, first, last) }
 void sloth_softmax_grad_row(float *s, float *dp, int n, int first, int last, float lse, float d) {
     DISPATCH(softmax_grad_row, s, dp, n, first, last, lse, d)
 }

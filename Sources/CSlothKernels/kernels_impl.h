@@ -46,11 +46,11 @@ INLINE float NAME(range_max)(const float *x, int lo, int hi) {
     return m;
 }
 
-static float NAME(softmax_row)(float *x, int n, int first, int last) {
+// x[j] = exp(x[j] - m) on [first, last], 0 elsewhere in [0, n); returns the sum.
+INLINE float NAME(masked_exp_sum)(float *x, int n, int first, int last, float m) {
     int hi = last + 1;
     if (first > 0) memset(x, 0, sizeof(float) * (size_t)first);
     if (hi < n) memset(x + hi, 0, sizeof(float) * (size_t)(n - hi));
-    float m = NAME(range_max)(x, first, hi);
     VF acc = {0}, vm = NAME(splat)(m);
     int j = first;
     for (; j + W <= hi; j += W) {
@@ -60,11 +60,7 @@ static float NAME(softmax_row)(float *x, int n, int first, int last) {
     }
     float s = NAME(hsum)(acc);
     for (; j < hi; j++) { float e = scalar_exp(x[j] - m); x[j] = e; s += e; }
-    float inv = 1.0f / s;
-    VF vinv = NAME(splat)(inv);
-    for (j = first; j + W <= hi; j += W) NAME(store)(x + j, NAME(load)(x + j) * vinv);
-    for (; j < hi; j++) x[j] *= inv;
-    return m + logf(s);
+    return s;
 }
 
 static void NAME(softmax_grad_row)(float *s, float *dp, int n, int first, int last, float lse, float d) {
@@ -207,20 +203,9 @@ static void NAME(gemm)(float *C, int ldc, const float *A, long ai, long ak, cons
 }
 
 static float NAME(softmax_block_row)(float *x, int n, int first, int last, float *m, float *l) {
-    int hi = last + 1;
-    if (first > 0) memset(x, 0, sizeof(float) * (size_t)first);
-    if (hi < n) memset(x + hi, 0, sizeof(float) * (size_t)(n - hi));
-    float bm = NAME(range_max)(x, first, hi);
+    float bm = NAME(range_max)(x, first, last + 1);
     float mn = bm > *m ? bm : *m;
-    VF acc = {0}, vm = NAME(splat)(mn);
-    int j = first;
-    for (; j + W <= hi; j += W) {
-        VF e = NAME(vexp)(NAME(load)(x + j) - vm);
-        NAME(store)(x + j, e);
-        acc += e;
-    }
-    float s = NAME(hsum)(acc);
-    for (; j < hi; j++) { float e = scalar_exp(x[j] - mn); x[j] = e; s += e; }
+    float s = NAME(masked_exp_sum)(x, n, first, last, mn);
     float factor = *m == -INFINITY ? 0.0f : scalar_exp(*m - mn);
     *l = *l * factor + s;
     *m = mn;

@@ -63,14 +63,14 @@ public enum BLAS {
         }
         guard let handle = names.lazy.compactMap({ dlopen($0, RTLD_NOW | RTLD_GLOBAL) }).first else {
             let why = dlerror().map { String(cString: $0) } ?? "not found"
-            fatalError("Sloth needs a CBLAS library for its matrix products and could not load \(names.joined(separator: " or ")) (\(why)). "
-                       + "Install OpenBLAS (Debian/Ubuntu: apt-get install libopenblas0), or set SLOTH_BLAS to a CBLAS shared library.")
+            unusable("Sloth needs a CBLAS library for its matrix products and could not load \(names.joined(separator: " or ")) (\(why)). "
+                     + "Install OpenBLAS (Debian/Ubuntu: apt-get install libopenblas0), or set SLOTH_BLAS to a CBLAS shared library.")
         }
         func symbol<T>(_ name: String, _ type: T.Type) -> T? {
             dlsym(handle, name).map { unsafeBitCast($0, to: type) }
         }
         guard let sgemm = symbol("cblas_sgemm", Sgemm.self) else {
-            fatalError("\(names[0]) has no cblas_sgemm: SLOTH_BLAS must name a CBLAS library")
+            unusable("\(names[0]) has no cblas_sgemm: SLOTH_BLAS must name a CBLAS library (one that exports cblas_sgemm).")
         }
         // The library runs single-threaded; Sloth cuts large products over its own workers (see sgemm).
         if let set = symbol("openblas_set_num_threads", SetThreads.self) {
@@ -87,6 +87,12 @@ public enum BLAS {
             return Library(sgemm: sgemm, description: "BLIS \(version) (BLIS_ARCH_TYPE \(arch))", chosenCore: nil)
         }
         return Library(sgemm: sgemm, description: choice, chosenCore: nil)
+    }
+
+    /// The machine cannot run products at all (no BLAS): says why and what to install, and exits.
+    static func unusable(_ message: String) -> Never {
+        FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
+        exit(1)
     }
 
     /// C (m x n) = alpha * op(A) * op(B) + beta * C, row-major; lda/ldb/ldc default to packed rows.

@@ -8,10 +8,6 @@
 /// e^x for one float, the same polynomial the vector paths use (Cephes expf, ~1 ulp on [-87, 88]).
 float sloth_exp(float x);
 
-/// Attention forward row: x[j] = exp(x[j] - m) / sum over first <= j <= last, 0 elsewhere in [0, n);
-/// m = max of that range. Returns m + log(sum) (the row's logsumexp).
-float sloth_softmax_row(float *x, int n, int first, int last);
-
 /// Online-softmax step for one row and one block of keys: x[first..last] = exp(x - m') (0 elsewhere in [0, n)),
 /// m' = max(*m, max of the range); *l = *l * f + sum, *m = m'; returns f = exp(*m - m') (0 when *m was -inf), the
 /// factor that rescales what the row accumulated over earlier blocks.
