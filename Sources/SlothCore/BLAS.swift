@@ -137,9 +137,6 @@ public enum BLAS {
 }
 
 extension BLAS {
-    /// Threads a large product runs on (Sloth's workers; the library itself always runs one).
-    public static var threads: Int { split ? Parallel.threads : 1 }
-
     /// Runs `body` with every product single-threaded: for regions that parallelise over small products themselves.
     @inlinable
     public static func singleThreaded<R>(_ body: () throws -> R) rethrows -> R {

@@ -24,8 +24,8 @@ extension Engine {
         let c = config, n = Double(batch.batch * batch.tokens), N = batch.batch * batch.tokens
         var cost = StepCost()
         var frozen = 0.0, lora = 0.0, weightGrads = 0.0
-        var shapes: [String: (BLAS.Shape, Int)] = [:]
-        func addShape(_ s: BLAS.Shape) { shapes[s.key, default: (s, 0)].1 += 1 }
+        var shapes: [BLAS.Shape: Int] = [:]
+        func addShape(_ s: BLAS.Shape) { shapes[s, default: 0] += 1 }
         let trainsEmbeddings = model.embedGrad != nil
         for (l, layer) in model.layers.enumerated() {
             let linears: [(LinearLayer, Bool)] = [(layer.q, true), (layer.k, true), (layer.v, true), (layer.o, false),
@@ -53,7 +53,7 @@ extension Engine {
         cost.parts = [("frozen linears (forward + dX)", frozen), ("LoRA", lora), ("lm_head (forward + dX)", head),
                       ("causal attention (2 forward + 4 backward products)", attention)]
         if weightGrads > 0 { cost.parts.append(("weight gradients (full fine-tune)", weightGrads)) }
-        cost.gemms = shapes.values.map { ($0.0, $0.1) }.sorted { $0.0.key < $1.0.key }
+        cost.gemms = shapes.map { ($0.key, $0.value) }.sorted { $0.shape.key < $1.shape.key }
         return cost
     }
 }

@@ -74,16 +74,22 @@ func killAndResumeContinuesExactly(_ extra: [String]) throws {
     #expect(s2 != 0 && e2.contains("trainer_state.json"), "\(e2)")
 }
 
+/// `sloth export bnb-4bit` of a tiny fixture model (fp32 compute) into DIR/q.
+func exportBnb4bit(_ arch: String, into tmp: URL) throws -> URL {
+    let out = tmp.appendingPathComponent("q")
+    let (s, _, e) = try CLI.run(["export", "bnb-4bit", "--model", TrainFixtures.models.appendingPathComponent(arch).path, "--output", out.path, "--quiet",
+                                 "--compute-dtype", "float32"])
+    try #require(s == 0, "\(e)")
+    return out
+}
+
 /// `sloth export bnb-4bit` writes exactly what transformers + bitsandbytes save for the same model: every tensor byte
 /// for byte (Tests/Fixtures/quant/<arch>-bnb-4bit); Sloth loads it back as 4-bit.
 @Test(arguments: ["llama", "gemma", "qwen2"])
 func bnb4bitExportEqualsTransformers(_ arch: String) throws {
     let tmp = TrainFixtures.tempDir()
     defer { try? FileManager.default.removeItem(at: tmp) }
-    let out = tmp.appendingPathComponent("q")
-    let (s, _, e) = try CLI.run(["export", "bnb-4bit", "--model", TrainFixtures.models.appendingPathComponent(arch).path, "--output", out.path, "--quiet",
-                                 "--compute-dtype", "float32"])
-    try #require(s == 0, "\(e)")
+    let out = try exportBnb4bit(arch, into: tmp)
     let mine = try SafeTensorsCollection(path: out), theirs = try SafeTensorsCollection(path: QuantFixtures.root.appendingPathComponent("\(arch)-bnb-4bit"))
     #expect(mine.names == theirs.names)
     var differing: [String] = []
@@ -105,10 +111,7 @@ func bnb4bitExportEqualsTransformers(_ arch: String) throws {
 func bnb4bitExportLoadsInTransformers(_ arch: String) throws {
     let tmp = TrainFixtures.tempDir()
     defer { try? FileManager.default.removeItem(at: tmp) }
-    let out = tmp.appendingPathComponent("q")
-    let (s, _, e) = try CLI.run(["export", "bnb-4bit", "--model", TrainFixtures.models.appendingPathComponent(arch).path, "--output", out.path, "--quiet",
-                                 "--compute-dtype", "float32"])
-    try #require(s == 0, "\(e)")
+    let out = try exportBnb4bit(arch, into: tmp)
     let (code, text) = try runReferenceScript("scripts/interop/check_bnb.py", ["--model", out.path, "--losses",
                                                 QuantFixtures.root.appendingPathComponent("\(arch)-bnb-4bit/losses.json").path])
     print("\(arch): " + text.split(separator: "\n").filter { !$0.contains("Loading") && !$0.contains("kernels") }.joined(separator: "\n  "))

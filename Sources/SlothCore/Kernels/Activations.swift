@@ -55,7 +55,3 @@ public enum GatedActivation: String, Sendable {
 
     @usableFromInline static let c: Float = (2 / Float.pi).squareRoot()
 }
-
-extension Float {
-    @inlinable var exp: Float { Foundation.exp(self) }
-}

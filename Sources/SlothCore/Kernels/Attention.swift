@@ -55,20 +55,16 @@ public enum Attention {
     /// FLOPs of the products attention computes: `matmuls` (Q x E x keys) products per computed tile
     /// (forward 2: scores and P V; backward 5: scores again, dP, dQ, dK, dV). Whole tiles count.
     public static func attentionFLOPs(_ s: Shape, matmuls: Int) -> Double {
-        let T = s.tokens, Q = blockSize, blocks = (T + Q - 1) / Q
-        let starts = segmentStarts(s)
+        let blocks = (s.tokens + blockSize - 1) / blockSize
         var keys = 0.0
-        starts.withUnsafeBufferPointerOrNil { seg in
-            for b in 0..<s.batch {
-                for qb in 0..<blocks {
-                    let q0 = qb * Q, q1 = min(T, q0 + Q)
-                    var lo = q1
-                    for i in q0..<q1 { lo = min(lo, firstKey(i, row: b, s, segmentStart: seg)) }
-                    keys += Double((q1 - q0) * (q1 - lo))
-                }
+        segmentStarts(s).withUnsafeBufferPointerOrNil { seg in
+            for task in 0..<(s.batch * s.kvHeads * blocks) {
+                let t = block(task, blocks: blocks, s, segStart: seg)
+                keys += Double((t.q1 - t.q0) * (t.q1 - t.lo))
             }
         }
-        return 2 * keys * Double(s.heads * s.headDim * matmuls)
+        // Each task computes its tile for the G query heads of its kv head.
+        return 2 * keys * Double(s.heads / s.kvHeads * s.headDim * matmuls)
     }
 
     /// FLOPs attention must do for one product over (query, key) pairs the mask allows, exactly
