@@ -151,3 +151,14 @@ const char *sloth_kernels_isa(void) {
     static const char *names[] = {"baseline (SSE2 / 4 lanes)", "AVX2+FMA (8 lanes)", "AVX-512 (16 lanes)"};
     return names[isa()];
 }
+
+void sloth_lowrank_dots(float *out, int ldo, const float *x, int ldx, const float *w, int ldw, int rows, int r, int k, float alpha) {
+    DISPATCH(lowrank_dots, out, ldo, x, ldx, w, ldw, rows, r, k, alpha)
+}
+void sloth_lowrank_update(float *y, int ldy, const float *base, int ldb, const float *c, int ldc, const float *w, int ldw, int rows, int r,
+                          int width, float alpha) {
+    DISPATCH(lowrank_update, y, ldy, base, ldb, c, ldc, w, ldw, rows, r, width, alpha)
+}
+void sloth_lowrank_outer(float *g, int ldg, const float *c, int ldc, const float *x, int ldx, int rows, int r, int width, float alpha) {
+    DISPATCH(lowrank_outer, g, ldg, c, ldc, x, ldx, rows, r, width, alpha)
+}

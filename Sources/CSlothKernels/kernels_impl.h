@@ -156,22 +156,22 @@ static void NAME(rmsnorm_backward_row)(float *dx, const float *dy, const float *
 // C (M x N) = alpha * A' B (+ C when accumulate), A' (M x K) with a(i, k) = A[i * ai + k * ak] (so A' = A or A^T),
 // B (K x N) row-major with row stride ldb. Register blocks of ROWS x (COLV * W); K in chunks of 256 so the
 // B panel stays in cache; column tails in scalar code. For attention's products (K or N = head dim).
-INLINE void NAME(gemm_block)(const int R, float *C, int ldc, const float *A, long ai, long ak, const float *B, int ldb,
+INLINE void NAME(gemm_block)(const int R, const int CV, float *C, int ldc, const float *A, long ai, long ak, const float *B, int ldb,
                              int k0, int k1, float alpha, int add) {
     VF acc[ROWS][COLV];
     for (int i = 0; i < R; i++)
-        for (int c = 0; c < COLV; c++) acc[i][c] = (VF){0};
+        for (int c = 0; c < CV; c++) acc[i][c] = (VF){0};
     for (int k = k0; k < k1; k++) {
         VF b[COLV];
-        for (int c = 0; c < COLV; c++) b[c] = NAME(load)(B + (long)k * ldb + c * W);
+        for (int c = 0; c < CV; c++) b[c] = NAME(load)(B + (long)k * ldb + c * W);
         for (int i = 0; i < R; i++) {
             VF a = NAME(splat)(A[i * ai + k * ak]);
-            for (int c = 0; c < COLV; c++) acc[i][c] += a * b[c];
+            for (int c = 0; c < CV; c++) acc[i][c] += a * b[c];
         }
     }
     VF va = NAME(splat)(alpha);
     for (int i = 0; i < R; i++)
-        for (int c = 0; c < COLV; c++) {
+        for (int c = 0; c < CV; c++) {
             float *p = C + (long)i * ldc + c * W;
             NAME(store)(p, add ? NAME(load)(p) + va * acc[i][c] : va * acc[i][c]);
         }
@@ -180,19 +180,27 @@ INLINE void NAME(gemm_block)(const int R, float *C, int ldc, const float *A, lon
 static void NAME(gemm)(float *C, int ldc, const float *A, long ai, long ak, const float *B, int ldb, int M, int N, int K,
                        float alpha, int accumulate) {
     const int CW = COLV * W, KC = 256;
-    int nv = N / CW * CW;
+    int nv = N / CW * CW, n1 = N / W * W;
     for (int k0 = 0; k0 < K || k0 == 0; k0 += KC) {
         int k1 = K < k0 + KC ? K : k0 + KC;
         int add = accumulate || k0 > 0;
         for (int j0 = 0; j0 < nv; j0 += CW) {
             int r0 = 0;
             for (; r0 + ROWS <= M; r0 += ROWS)
-                NAME(gemm_block)(ROWS, C + (long)r0 * ldc + j0, ldc, A + r0 * ai, ai, ak, B + j0, ldb, k0, k1, alpha, add);
+                NAME(gemm_block)(ROWS, COLV, C + (long)r0 * ldc + j0, ldc, A + r0 * ai, ai, ak, B + j0, ldb, k0, k1, alpha, add);
             for (; r0 < M; r0++)
-                NAME(gemm_block)(1, C + (long)r0 * ldc + j0, ldc, A + r0 * ai, ai, ak, B + j0, ldb, k0, k1, alpha, add);
+                NAME(gemm_block)(1, COLV, C + (long)r0 * ldc + j0, ldc, A + r0 * ai, ai, ak, B + j0, ldb, k0, k1, alpha, add);
+        }
+        // Column tail: single vectors, then scalars.
+        for (int j0 = nv; j0 < n1; j0 += W) {
+            int r0 = 0;
+            for (; r0 + ROWS <= M; r0 += ROWS)
+                NAME(gemm_block)(ROWS, 1, C + (long)r0 * ldc + j0, ldc, A + r0 * ai, ai, ak, B + j0, ldb, k0, k1, alpha, add);
+            for (; r0 < M; r0++)
+                NAME(gemm_block)(1, 1, C + (long)r0 * ldc + j0, ldc, A + r0 * ai, ai, ak, B + j0, ldb, k0, k1, alpha, add);
         }
         for (int r = 0; r < M; r++)
-            for (int j = nv; j < N; j++) {
+            for (int j = n1; j < N; j++) {
                 float sum = 0;
                 for (int k = k0; k < k1; k++) sum += A[r * ai + k * ak] * B[(long)k * ldb + j];
                 float *p = C + (long)r * ldc + j;
@@ -211,6 +219,137 @@ static float NAME(softmax_block_row)(float *x, int n, int first, int last, float
     *m = mn;
     return factor;
 }
+
+
+// Low-rank products of LoRA (r, the rank, small: 8-64), where a BLAS's packing costs more than the FLOPs. Ranks run
+// in chunks of LR_K; column chunks of LR_CV vectors; scalar tails.
+#define LR_K 8
+#define LR_CV (W >= 16 ? 2 : 1)
+
+// out[n * ldo + j] = alpha * sum_i x[n * ldx + i] * w[j * ldw + i], n < rows, j < r (X W^T with W (r x k)).
+// Two rows per pass share each w load; one vector accumulator per (row, rank), summed across lanes at the end.
+static void NAME(lowrank_dots)(float *out, int ldo, const float *x, int ldx, const float *w, int ldw, int rows, int r, int k, float alpha) {
+    int kv = k / W * W;
+    for (int j0 = 0; j0 < r; j0 += LR_K) {
+        const int nj = r - j0 < LR_K ? r - j0 : LR_K;
+        int n = 0;
+        for (; n + 2 <= rows; n += 2) {
+            const float *x0 = x + (long)n * ldx, *x1 = x0 + ldx;
+            VF a0[LR_K], a1[LR_K];
+            for (int j = 0; j < LR_K; j++) { a0[j] = (VF){0}; a1[j] = (VF){0}; }
+            for (int i = 0; i < kv; i += W) {
+                VF u0 = NAME(load)(x0 + i), u1 = NAME(load)(x1 + i);
+                for (int j = 0; j < nj; j++) {
+                    VF b = NAME(load)(w + (long)(j0 + j) * ldw + i);
+                    a0[j] += u0 * b; a1[j] += u1 * b;
+                }
+            }
+            for (int j = 0; j < nj; j++) {
+                float s0 = NAME(hsum)(a0[j]), s1 = NAME(hsum)(a1[j]);
+                const float *wj = w + (long)(j0 + j) * ldw;
+                for (int i = kv; i < k; i++) { s0 += x0[i] * wj[i]; s1 += x1[i] * wj[i]; }
+                out[(long)n * ldo + j0 + j] = alpha * s0;
+                out[(long)(n + 1) * ldo + j0 + j] = alpha * s1;
+            }
+        }
+        for (; n < rows; n++) {
+            const float *x0 = x + (long)n * ldx;
+            for (int j = 0; j < nj; j++) {
+                const float *wj = w + (long)(j0 + j) * ldw;
+                VF a = (VF){0};
+                for (int i = 0; i < kv; i += W) a += NAME(load)(x0 + i) * NAME(load)(wj + i);
+                float s = NAME(hsum)(a);
+                for (int i = kv; i < k; i++) s += x0[i] * wj[i];
+                out[(long)n * ldo + j0 + j] = alpha * s;
+            }
+        }
+    }
+}
+
+// y[n * ldy + i] = base[n * ldb + i] + alpha * sum_j c[n * ldc + j] * w[j * ldw + i], n < rows, i < width (Base + C W with
+// W (r x width)); base NULL for none, base == y to accumulate.
+// Rows in blocks of LR_NB; within a block a column chunk of w stays in registers while the block's rows pass.
+static void NAME(lowrank_update)(float *y, int ldy, const float *base, int ldb, const float *c, int ldc, const float *w, int ldw,
+                                 int rows, int r, int width, float alpha) {
+    const int CW = LR_CV * W, NB = 8;
+    int wv = width / CW * CW;
+    VF va = NAME(splat)(alpha);
+    for (int n0 = 0; n0 < rows; n0 += NB) {
+        const int n1 = rows < n0 + NB ? rows : n0 + NB;
+        for (int j0 = 0; j0 < r || j0 == 0; j0 += LR_K) {
+            const int nj = r - j0 < LR_K ? r - j0 : LR_K;
+            const float *src = j0 > 0 ? y : base;
+            const int ls = j0 > 0 ? ldy : ldb;
+            for (int i0 = 0; i0 < wv; i0 += CW) {
+                VF b[LR_K][LR_CV];
+                for (int j = 0; j < LR_K; j++)
+                    for (int v = 0; v < LR_CV; v++) b[j][v] = j < nj ? NAME(load)(w + (long)(j0 + j) * ldw + i0 + v * W) : (VF){0};
+                for (int n = n0; n < n1; n++) {
+                    float *yp = y + (long)n * ldy + i0;
+                    const float *cn = c + (long)n * ldc + j0;
+                    VF acc[LR_CV];
+                    for (int v = 0; v < LR_CV; v++) acc[v] = (VF){0};
+                    for (int j = 0; j < nj; j++) {
+                        VF a = NAME(splat)(cn[j]);
+                        for (int v = 0; v < LR_CV; v++) acc[v] += a * b[j][v];
+                    }
+                    const float *sp = src ? src + (long)n * ls + i0 : 0;
+                    for (int v = 0; v < LR_CV; v++)
+                        NAME(store)(yp + v * W, sp ? NAME(load)(sp + v * W) + va * acc[v] : va * acc[v]);
+                }
+            }
+            for (int n = n0; n < n1; n++)
+                for (int i = wv; i < width; i++) {
+                    float s = 0;
+                    for (int j = 0; j < nj; j++) s += c[(long)n * ldc + j0 + j] * w[(long)(j0 + j) * ldw + i];
+                    y[(long)n * ldy + i] = src ? src[(long)n * ls + i] + alpha * s : alpha * s;
+                }
+            if (r == 0) break;
+        }
+    }
+}
+
+// g[j * ldg + i] += alpha * sum_n c[n * ldc + j] * x[n * ldx + i], j < r, i < width (C^T X into G (r x width)).
+// Rows in blocks of LR_NB (a block of x stays in L2 while its column chunks pass); for a column chunk the
+// accumulators of every rank in the chunk stay in registers over the block's rows.
+static void NAME(lowrank_outer)(float *g, int ldg, const float *c, int ldc, const float *x, int ldx, int rows, int r, int width, float alpha) {
+    const int CW = LR_CV * W, NB = 64;
+    int wv = width / CW * CW;
+    VF va = NAME(splat)(alpha);
+    for (int n0 = 0; n0 < rows; n0 += NB) {
+        const int n1 = rows < n0 + NB ? rows : n0 + NB;
+        for (int j0 = 0; j0 < r; j0 += LR_K) {
+            const int nj = r - j0 < LR_K ? r - j0 : LR_K;
+            for (int i0 = 0; i0 < wv; i0 += CW) {
+                VF acc[LR_K][LR_CV];
+                for (int j = 0; j < LR_K; j++)
+                    for (int v = 0; v < LR_CV; v++) acc[j][v] = (VF){0};
+                for (int n = n0; n < n1; n++) {
+                    VF u[LR_CV];
+                    for (int v = 0; v < LR_CV; v++) u[v] = NAME(load)(x + (long)n * ldx + i0 + v * W);
+                    const float *cn = c + (long)n * ldc + j0;
+                    for (int j = 0; j < nj; j++) {
+                        VF a = NAME(splat)(cn[j]);
+                        for (int v = 0; v < LR_CV; v++) acc[j][v] += a * u[v];
+                    }
+                }
+                for (int j = 0; j < nj; j++)
+                    for (int v = 0; v < LR_CV; v++) {
+                        float *p = g + (long)(j0 + j) * ldg + i0 + v * W;
+                        NAME(store)(p, NAME(load)(p) + va * acc[j][v]);
+                    }
+            }
+            for (int j = 0; j < nj; j++)
+                for (int i = wv; i < width; i++) {
+                    float s = 0;
+                    for (int n = n0; n < n1; n++) s += c[(long)n * ldc + j0 + j] * x[(long)n * ldx + i];
+                    g[(long)(j0 + j) * ldg + i] += alpha * s;
+                }
+        }
+    }
+}
+#undef LR_K
+#undef LR_CV
 
 #undef VF
 #undef VI

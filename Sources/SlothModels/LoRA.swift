@@ -117,30 +117,64 @@ public final class LinearLayer: @unchecked Sendable {
         }
     }
 
-    /// y (N, O) = x W^T (+ accumulate), the base product alone.
-    public func baseForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows n: Int, scratch: Scratch) {
+    /// Whether the LoRA pair is folded into the frozen weight for the products: with no dropout, y = x (W + s B A)^T
+    /// and dx = dy (W + s B A) are the base products on W' = W + s B A (built per product: O I R FLOPs, against the
+    /// N O R of adding s (x A^T) B^T into y and the N I R of adding (dy B) A into dx, each a pass over a large matrix).
+    var foldsLoRA: Bool { lora.map { $0.dropout == 0 } ?? false }
+
+    /// W' rows = W rows + s B[rows] A into `out` (rows.count x I); `base` nil when `out` already holds W's rows.
+    private func fold(_ lora: LoRAPair, rows: Range<Int>, base: UnsafePointer<Float>?, into out: UnsafeMutablePointer<Float>) {
         let profiled = Profile.start()
-        defer { Profile.stop(profiled, .linear, flops: 2 * Double(n) * Double(inFeatures) * Double(outFeatures)) }
+        defer { Profile.stop(profiled, .lora, flops: 2 * Double(rows.count * lora.rank * inFeatures)) }
+        let r = lora.rank
+        LowRank.update(y: out, ldy: inFeatures, base: base ?? UnsafePointer(out), ldb: inFeatures, c: lora.b.data + rows.lowerBound * r, ldc: r,
+                       w: lora.a.data, ldw: inFeatures, rows: rows.count, rank: r, width: inFeatures, alpha: lora.scale)
+    }
+
+    /// y (N, O) = x W'^T: the base product, on W' = W + s B A when `folded` is given.
+    public func baseForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows n: Int, folded: LoRAPair? = nil, scratch: Scratch) {
         switch storage {
         case .dense(let w):
-            Linear.forward(out: out, input: input, weight: w.data, bias: nil, rows: n, inFeatures: inFeatures, outFeatures: outFeatures)
+            var weight = UnsafePointer(w.data)
+            if let folded {
+                let wf = scratch.buffer(.fold, outFeatures * inFeatures)
+                fold(folded, rows: 0..<outFeatures, base: weight, into: wf)
+                weight = UnsafePointer(wf)
+            }
+            let profiled = Profile.start()
+            defer { Profile.stop(profiled, .linear, flops: 2 * Double(n) * Double(inFeatures) * Double(outFeatures)) }
+            Linear.forward(out: out, input: input, weight: weight, bias: nil, rows: n, inFeatures: inFeatures, outFeatures: outFeatures)
         case .fourBit(let q):
+            // Dequantization and the fold count toward the product (profile regions do not nest).
+            let profiled = Profile.start()
+            defer { Profile.stop(profiled, .linear, flops: 2 * Double(n) * Double(inFeatures) * Double(outFeatures)) }
             forEachDequantizedTile(q, scratch: scratch) { rows, tile in
+                if let folded { fold(folded, rows: rows, base: nil, into: tile) }
                 BLAS.sgemm(transA: false, transB: true, m: n, n: rows.count, k: inFeatures, a: input, lda: inFeatures, b: tile, ldb: inFeatures,
                            c: out + rows.lowerBound, ldc: outFeatures)
             }
         }
     }
 
-    /// dx (N, I) = dy W, assigned or accumulated.
-    public func baseBackward(dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, rows n: Int, accumulate: Bool, scratch: Scratch) {
-        let profiled = Profile.start()
-        defer { Profile.stop(profiled, .linear, flops: 2 * Double(n) * Double(inFeatures) * Double(outFeatures)) }
+    /// dx (N, I) = dy W', assigned or accumulated; W' = W + s B A when `folded` is given.
+    public func baseBackward(dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, rows n: Int, accumulate: Bool,
+                             folded: LoRAPair? = nil, scratch: Scratch) {
         switch storage {
         case .dense(let w):
-            Linear.backwardInput(dInput: dInput, dOut: dOut, weight: w.data, rows: n, inFeatures: inFeatures, outFeatures: outFeatures, accumulate: accumulate)
+            var weight = UnsafePointer(w.data)
+            if let folded {
+                let wf = scratch.buffer(.fold, outFeatures * inFeatures)
+                fold(folded, rows: 0..<outFeatures, base: weight, into: wf)
+                weight = UnsafePointer(wf)
+            }
+            let profiled = Profile.start()
+            defer { Profile.stop(profiled, .linear, flops: 2 * Double(n) * Double(inFeatures) * Double(outFeatures)) }
+            Linear.backwardInput(dInput: dInput, dOut: dOut, weight: weight, rows: n, inFeatures: inFeatures, outFeatures: outFeatures, accumulate: accumulate)
         case .fourBit(let q):
+            let profiled = Profile.start()
+            defer { Profile.stop(profiled, .linear, flops: 2 * Double(n) * Double(inFeatures) * Double(outFeatures)) }
             forEachDequantizedTile(q, scratch: scratch) { rows, tile in
+                if let folded { fold(folded, rows: rows, base: nil, into: tile) }
                 BLAS.sgemm(transA: false, transB: false, m: n, n: inFeatures, k: rows.count, a: dOut + rows.lowerBound, lda: outFeatures, b: tile, ldb: inFeatures,
                            beta: accumulate || rows.lowerBound > 0 ? 1 : 0, c: dInput, ldc: inFeatures)
             }
@@ -150,16 +184,20 @@ public final class LinearLayer: @unchecked Sendable {
     /// y (N, O) = x W^T + b + s * drop(x) A^T B^T. `xa` (N, R) receives drop(x) A^T for backward.
     public func forward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows n: Int,
                         xa: UnsafeMutablePointer<Float>?, dropoutStep: UInt64 = 0, scratch: Scratch) {
-        baseForward(out: out, input: input, rows: n, scratch: scratch)
+        let pair = xa == nil ? nil : lora
+        let folds = pair != nil && foldsLoRA
+        baseForward(out: out, input: input, rows: n, folded: folds ? pair : nil, scratch: scratch)
         if let bias { Elementwise.addBias(out, bias.data, rows: n, width: outFeatures) }
-        guard let lora, let xa else { return }
+        guard let lora = pair, let xa else { return }
+        loraInput(xa: xa, input: input, rows: n, dropoutStep: dropoutStep, scratch: scratch)
+        if folds { return }
         let r = lora.rank
         let profiled = Profile.start()
-        defer { Profile.stop(profiled, .lora, flops: 2 * Double(n * r) * Double(inFeatures + outFeatures)) }
-        let x = lora.dropout > 0 ? dropped(input, rows: n, step: dropoutStep, scratch: scratch) : input
-        BLAS.sgemm(transA: false, transB: true, m: n, n: r, k: inFeatures, a: x, lda: inFeatures, b: lora.a.data, ldb: inFeatures, c: xa, ldc: r)
-        BLAS.sgemm(transA: false, transB: true, m: n, n: outFeatures, k: r, alpha: lora.scale, a: xa, lda: r, b: lora.b.data, ldb: r,
-                   beta: 1, c: out, ldc: outFeatures)
+        defer { Profile.stop(profiled, .lora, flops: 2 * Double(n * r * outFeatures)) }
+        let bt = scratch.buffer(.loraBT, r * outFeatures)
+        LowRank.transpose(bt, lora.b.data, rows: outFeatures, columns: r)
+        LowRank.update(y: out, ldy: outFeatures, base: out, ldb: outFeatures, c: xa, ldc: r, w: bt, ldw: outFeatures,
+                       rows: n, rank: r, width: outFeatures, alpha: lora.scale)
     }
 
     /// Only the LoRA input product xa (N, R) = drop(x) A^T (what backward needs when the output is not recomputed).
@@ -168,13 +206,15 @@ public final class LinearLayer: @unchecked Sendable {
         let profiled = Profile.start()
         defer { Profile.stop(profiled, .lora, flops: 2 * Double(n * lora.rank * inFeatures)) }
         let x = lora.dropout > 0 ? dropped(input, rows: n, step: dropoutStep, scratch: scratch) : input
-        BLAS.sgemm(transA: false, transB: true, m: n, n: lora.rank, k: inFeatures, a: x, lda: inFeatures, b: lora.a.data, ldb: inFeatures, c: xa, ldc: lora.rank)
+        LowRank.dots(out: xa, ldo: lora.rank, x: x, ldx: inFeatures, w: lora.a.data, ldw: inFeatures, rows: n, rank: lora.rank, k: inFeatures)
     }
 
     /// dx (N, I) = dy W + drop'((s dy B) A), assigned or accumulated; accumulates LoRA gradients.
     public func backward(dInput: UnsafeMutablePointer<Float>?, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>,
                          xa: UnsafePointer<Float>?, rows n: Int, accumulate: Bool, dropoutStep: UInt64 = 0, scratch: Scratch) {
-        if let dInput { baseBackward(dInput: dInput, dOut: dOut, rows: n, accumulate: accumulate, scratch: scratch) }
+        let pair = xa == nil ? nil : lora
+        let folds = pair != nil && foldsLoRA
+        if let dInput { baseBackward(dInput: dInput, dOut: dOut, rows: n, accumulate: accumulate, folded: folds ? pair : nil, scratch: scratch) }
         if let gw = gradWeight {
             let profiled = Profile.start()
             defer { Profile.stop(profiled, .linearWeightGrad, flops: 2 * Double(n) * Double(inFeatures) * Double(outFeatures)) }
@@ -184,28 +224,32 @@ public final class LinearLayer: @unchecked Sendable {
             let o = outFeatures, gbp = gb.data
             for r in 0..<n { for j in 0..<o { gbp[j] += dOut[r * o + j] } }
         }
-        guard let lora, let xa else { return }
-        let r = lora.rank
+        guard let lora = pair, let xa else { return }
+        let r = lora.rank, o = outFeatures
         let profiled = Profile.start()
-        defer { Profile.stop(profiled, .lora, flops: 2 * Double(n * r) * Double(2 * outFeatures + (dInput == nil ? 1 : 2) * inFeatures)) }
-        // dB += s dy^T xa
-        BLAS.sgemm(transA: true, transB: false, m: outFeatures, n: r, k: n, alpha: lora.scale, a: dOut, lda: outFeatures, b: xa, ldb: r,
-                   beta: 1, c: lora.gradB.data, ldc: r)
+        defer { Profile.stop(profiled, .lora, flops: 2 * Double(n * r) * Double(2 * o + (dInput == nil || folds ? 1 : 2) * inFeatures)) }
+        // dB += s dy^T xa, as dB^T += s xa^T dy
+        let t = scratch.buffer(.loraBT, r * o)
+        t.update(repeating: 0, count: r * o)
+        LowRank.outer(g: t, ldg: o, c: xa, ldc: r, x: dOut, ldx: o, rows: n, rank: r, width: o, alpha: lora.scale)
+        LowRank.addTransposed(lora.gradB.data, t, rows: r, columns: o)
         // g = s dy B (N, R)
+        LowRank.transpose(t, lora.b.data, rows: o, columns: r)
         let g = scratch.buffer(.loraGrad, n * r)
-        BLAS.sgemm(transA: false, transB: false, m: n, n: r, k: outFeatures, alpha: lora.scale, a: dOut, lda: outFeatures, b: lora.b.data, ldb: r,
-                   c: g, ldc: r)
+        LowRank.dots(out: g, ldo: r, x: dOut, ldx: o, w: t, ldw: o, rows: n, rank: r, k: o, alpha: lora.scale)
         let x = lora.dropout > 0 ? dropped(input, rows: n, step: dropoutStep, scratch: scratch) : input
         // dA += g^T drop(x)
-        BLAS.sgemm(transA: true, transB: false, m: r, n: inFeatures, k: n, a: g, lda: r, b: x, ldb: inFeatures, beta: 1, c: lora.gradA.data, ldc: inFeatures)
-        guard let dInput else { return }
+        LowRank.outer(g: lora.gradA.data, ldg: inFeatures, c: g, ldc: r, x: x, ldx: inFeatures, rows: n, rank: r, width: inFeatures)
+        guard let dInput, !folds else { return }
         if lora.dropout > 0 {
             let t = scratch.buffer(.loraInput, n * inFeatures)
-            BLAS.sgemm(transA: false, transB: false, m: n, n: inFeatures, k: r, a: g, lda: r, b: lora.a.data, ldb: inFeatures, c: t, ldc: inFeatures)
+            LowRank.update(y: t, ldy: inFeatures, base: nil, ldb: inFeatures, c: g, ldc: r, w: lora.a.data, ldw: inFeatures,
+                           rows: n, rank: r, width: inFeatures)
             applyDropout(t, rows: n, step: dropoutStep)
             Elementwise.add(dInput, t, count: n * inFeatures)
         } else {
-            BLAS.sgemm(transA: false, transB: false, m: n, n: inFeatures, k: r, a: g, lda: r, b: lora.a.data, ldb: inFeatures, beta: 1, c: dInput, ldc: inFeatures)
+            LowRank.update(y: dInput, ldy: inFeatures, base: dInput, ldb: inFeatures, c: g, ldc: r, w: lora.a.data, ldw: inFeatures,
+                           rows: n, rank: r, width: inFeatures)
         }
     }
 
@@ -261,7 +305,7 @@ public struct SplitMix64: Sendable {
 
 /// Reusable scratch buffers, keyed by purpose, grown on demand (no per-step allocation once warm).
 public final class Scratch: @unchecked Sendable {
-    public enum Slot: Int, CaseIterable { case loraGrad, loraInput, dequant, a, b, c, d, e, f, g }
+    public enum Slot: Int, CaseIterable { case loraGrad, loraInput, loraBT, fold, dequant, a, b, c, d, e, f, g }
     private var buffers: [UnsafeMutablePointer<Float>?] = Array(repeating: nil, count: Slot.allCases.count)
     private var sizes: [Int] = Array(repeating: 0, count: Slot.allCases.count)
     public init() {}

@@ -85,4 +85,61 @@ func simdRMSNormMatchesReference(dim: Int) {
         #expect(d < 1e-6)
     }
 }
+
+/// LoRA's low-rank kernels against Double loops: ranks below, at and above the 8-rank chunk, widths with vector
+/// bodies and tails, row counts around the row blocks, leading dimensions wider than the data; threaded wrappers too.
+@Test(arguments: [(rows: 1, rank: 1, k: 5), (rows: 7, rank: 8, k: 33), (rows: 70, rank: 12, k: 64), (rows: 130, rank: 16, k: 100)])
+func lowRankKernelsMatchReference(rows n: Int, rank r: Int, k: Int) {
+    forEachISA { isa in
+        var g = Rand(UInt64(n * 100 + r))
+        let ld = k + 3, ldr = r + 2
+        let x = g.array(n * ld), w = g.array(r * ld), c = g.array(n * ldr), base = g.array(n * ld)
+        let alpha: Float = 0.7
+        // dots: out (n, r) = alpha x w^T
+        var out = [Float](repeating: 0, count: n * ldr)
+        LowRank.dots(out: &out, ldo: ldr, x: x, ldx: ld, w: w, ldw: ld, rows: n, rank: r, k: k, alpha: alpha)
+        var want = out
+        for i in 0..<n {
+            for j in 0..<r {
+                var s = 0.0
+                for t in 0..<k { s += Double(x[i * ld + t]) * Double(w[j * ld + t]) }
+                want[i * ldr + j] = Float(Double(alpha) * s)
+            }
+        }
+        #expect(maxRelDiff(out, want) < 1e-6, "dots \(isa) \(n)x\(r)x\(k)")
+        // update: y (n, k) = base + alpha c w, assigned (no base), from a base, and accumulated
+        for mode in 0..<3 {
+            var y = mode == 2 ? base : [Float](repeating: 9, count: n * ld)
+            let before = y
+            y.withUnsafeMutableBufferPointer { yp in
+                base.withUnsafeBufferPointer { bp in
+                    let src: UnsafePointer<Float>? = mode == 0 ? nil : mode == 1 ? bp.baseAddress! : UnsafePointer(yp.baseAddress!)
+                    LowRank.update(y: yp.baseAddress!, ldy: ld, base: src, ldb: ld, c: c, ldc: ldr, w: w, ldw: ld, rows: n, rank: r, width: k, alpha: alpha)
+                }
+            }
+            var wantY = before
+            for i in 0..<n {
+                for j in 0..<k {
+                    var s = 0.0
+                    for t in 0..<r { s += Double(c[i * ldr + t]) * Double(w[t * ld + j]) }
+                    let b0: Double = mode == 0 ? 0 : Double(base[i * ld + j])
+                    wantY[i * ld + j] = Float(b0 + Double(alpha) * s)
+                }
+            }
+            #expect(maxRelDiff(y, wantY) < 1e-6, "update \(isa) mode \(mode) \(n)x\(r)x\(k)")
+        }
+        // outer: gr (r, k) += alpha c^T x
+        var gr = g.array(r * ld)
+        var wantG = gr
+        LowRank.outer(g: &gr, ldg: ld, c: c, ldc: ldr, x: x, ldx: ld, rows: n, rank: r, width: k, alpha: alpha)
+        for j in 0..<r {
+            for i in 0..<k {
+                var s = 0.0
+                for t in 0..<n { s += Double(c[t * ldr + j]) * Double(x[t * ld + i]) }
+                wantG[j * ld + i] = Float(Double(wantG[j * ld + i]) + Double(alpha) * s)
+            }
+        }
+        #expect(maxRelDiff(gr, wantG) < 1e-6, "outer \(isa) \(n)x\(r)x\(k)")
+    }
+}
 }

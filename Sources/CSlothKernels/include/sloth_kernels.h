@@ -36,6 +36,15 @@ void sloth_rmsnorm_backward_row(float *dx, const float *dy, const float *x, cons
 /// for attention's products, where k or n is the head dimension.
 void sloth_gemm(float *c, int ldc, const float *a, long ai, long ak, const float *b, int ldb, int m, int n, int k, float alpha, int accumulate);
 
+/// LoRA's low-rank products (r small), single-threaded, row-major with leading dimensions:
+/// out (rows x r) = alpha * X (rows x k) W^T, W (r x k).
+void sloth_lowrank_dots(float *out, int ldo, const float *x, int ldx, const float *w, int ldw, int rows, int r, int k, float alpha);
+/// Y (rows x width) = Base + alpha * C (rows x r) W (r x width); base NULL for none, base == y to accumulate.
+void sloth_lowrank_update(float *y, int ldy, const float *base, int ldb, const float *c, int ldc, const float *w, int ldw, int rows, int r,
+                          int width, float alpha);
+/// G (r x width) += alpha * C^T X, C (rows x r), X (rows x width).
+void sloth_lowrank_outer(float *g, int ldg, const float *c, int ldc, const float *x, int ldx, int rows, int r, int width, float alpha);
+
 /// The copy in use: 0 baseline, 1 AVX2+FMA, 2 AVX-512.
 int sloth_kernels_level(void);
 
