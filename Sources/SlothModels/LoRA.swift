@@ -117,10 +117,14 @@ public final class LinearLayer: @unchecked Sendable {
         }
     }
 
-    /// Whether the LoRA pair is folded into the frozen weight for the products: with no dropout, y = x (W + s B A)^T
-    /// and dx = dy (W + s B A) are the base products on W' = W + s B A (built per product: O I R FLOPs, against the
-    /// N O R of adding s (x A^T) B^T into y and the N I R of adding (dy B) A into dx, each a pass over a large matrix).
-    var foldsLoRA: Bool { lora.map { $0.dropout == 0 } ?? false }
+    /// Whether the LoRA pair is folded into the frozen weight for the products of `rows` rows: with no dropout,
+    /// y = x (W + s B A)^T and dx = dy (W + s B A) are the base products on W' = W + s B A, built for each (a pass
+    /// over O x I), in place of adding s (x A^T) B^T into y and (dy B) A into dx (passes over N x O and N x I). Folds
+    /// when those passes are the larger: N (I + O) >= 2 I O (a 2048-token step; not 512 tokens of this model).
+    func foldsLoRA(rows n: Int) -> Bool {
+        guard let lora, lora.dropout == 0 else { return false }
+        return n * (inFeatures + outFeatures) >= 2 * inFeatures * outFeatures
+    }
 
     /// W' rows = W rows + s B[rows] A into `out` (rows.count x I); `base` nil when `out` already holds W's rows.
     private func fold(_ lora: LoRAPair, rows: Range<Int>, base: UnsafePointer<Float>?, into out: UnsafeMutablePointer<Float>) {
@@ -185,7 +189,7 @@ public final class LinearLayer: @unchecked Sendable {
     public func forward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows n: Int,
                         xa: UnsafeMutablePointer<Float>?, dropoutStep: UInt64 = 0, scratch: Scratch) {
         let pair = xa == nil ? nil : lora
-        let folds = pair != nil && foldsLoRA
+        let folds = pair != nil && foldsLoRA(rows: n)
         baseForward(out: out, input: input, rows: n, folded: folds ? pair : nil, scratch: scratch)
         if let bias { Elementwise.addBias(out, bias.data, rows: n, width: outFeatures) }
         guard let lora = pair, let xa else { return }
@@ -213,7 +217,7 @@ public final class LinearLayer: @unchecked Sendable {
     public func backward(dInput: UnsafeMutablePointer<Float>?, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>,
                          xa: UnsafePointer<Float>?, rows n: Int, accumulate: Bool, dropoutStep: UInt64 = 0, scratch: Scratch) {
         let pair = xa == nil ? nil : lora
-        let folds = pair != nil && foldsLoRA
+        let folds = pair != nil && foldsLoRA(rows: n)
         if let dInput { baseBackward(dInput: dInput, dOut: dOut, rows: n, accumulate: accumulate, folded: folds ? pair : nil, scratch: scratch) }
         if let gw = gradWeight {
             let profiled = Profile.start()

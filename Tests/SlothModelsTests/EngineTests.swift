@@ -186,3 +186,50 @@ func everyPolicyGivesTheGradientsOfNone(arch: Architecture) throws {
     let recompute = MemoryPlanner.plan(config: model.config, lora: lora, batch: 1, tokens: 64, policy: .recompute)
     #expect(small.policy == "recompute" && small.peakBytes == recompute.peakBytes)
 }
+
+/// A LoRA linear's forward, dX, dA and dB against Double loops, on both sides of the fold threshold (few rows: s (x A^T)
+/// B^T added to y and (dy B) A to dx; many rows: s B A folded into W for both products), dense and with a bias.
+@Test(arguments: [2, 40])
+func loraLinearMatchesReferenceFoldedOrNot(rows n: Int) {
+    let i = 8, o = 6, r = 2, s: Float = 1.5
+    var rng = SplitMix64(seed: UInt64(n))
+    func rand(_ c: Int) -> [Float] { (0..<c).map { _ in rng.nextFloat() - 0.5 } }
+    let w = Tensor([o, i], rand(o * i)), bias = Tensor([o], rand(o))
+    let lin = LinearLayer(weight: w, bias: bias)
+    lin.lora = LoRAPair(a: Tensor([r, i], rand(r * i)), b: Tensor([o, r], rand(o * r)), scale: s)
+    #expect(lin.foldsLoRA(rows: n) == (n == 40))
+    let x = rand(n * i), dy = rand(n * o)
+    var y = [Float](repeating: 0, count: n * o), xa = [Float](repeating: 0, count: n * r), dx = [Float](repeating: 0, count: n * i)
+    let scratch = Scratch()
+    lin.forward(out: &y, input: x, rows: n, xa: &xa, scratch: scratch)
+    lin.backward(dInput: &dx, dOut: dy, input: x, xa: xa, rows: n, accumulate: false, scratch: scratch)
+    let a = lin.lora!.a, b = lin.lora!.b
+    // W' = W + s B A in Double
+    var wf = [Double](repeating: 0, count: o * i)
+    for p in 0..<o { for q in 0..<i { wf[p * i + q] = Double(w[p * i + q]) + Double(s) * (0..<r).reduce(0.0) { $0 + Double(b[p * r + $1]) * Double(a[$1 * i + q]) } } }
+    var dyA = [Double](repeating: 0, count: n * r), xA = [Double](repeating: 0, count: n * r)
+    var worstY = 0.0, worstX = 0.0
+    for t in 0..<n {
+        for p in 0..<o {
+            var v = Double(bias[p])
+            for q in 0..<i { v += Double(x[t * i + q]) * wf[p * i + q] }
+            worstY = max(worstY, abs(v - Double(y[t * o + p])))
+        }
+        for q in 0..<i {
+            var v = 0.0
+            for p in 0..<o { v += Double(dy[t * o + p]) * wf[p * i + q] }
+            worstX = max(worstX, abs(v - Double(dx[t * i + q])))
+        }
+        for j in 0..<r {
+            for q in 0..<i { xA[t * r + j] += Double(x[t * i + q]) * Double(a[j * i + q]) }
+            for p in 0..<o { dyA[t * r + j] += Double(s) * Double(dy[t * o + p]) * Double(b[p * r + j]) }
+        }
+    }
+    var worstA = 0.0, worstB = 0.0
+    for j in 0..<r {
+        for q in 0..<i { worstA = max(worstA, abs((0..<n).reduce(0.0) { $0 + dyA[$1 * r + j] * Double(x[$1 * i + q]) } - Double(lin.lora!.gradA[j * i + q]))) }
+        for p in 0..<o { worstB = max(worstB, abs((0..<n).reduce(0.0) { $0 + Double(s) * Double(dy[$1 * o + p]) * xA[$1 * r + j] } - Double(lin.lora!.gradB[p * r + j]))) }
+    }
+    print("LoRA linear, \(n) rows (folded: \(lin.foldsLoRA(rows: n))): max abs diff y \(worstY) dx \(worstX) dA \(worstA) dB \(worstB)")
+    #expect(worstY < 1e-5 && worstX < 1e-5 && worstA < 1e-4 && worstB < 1e-4)
+}

@@ -90,6 +90,25 @@ import SlothFormats
         let dxTiled = zip(dx4.array, dxd.array).map { abs($0 - $1) }.max()!
         print("4-bit tiled products: forward exact, dX max |diff| \(dxDiff) (1 tile), \(dxTiled) (5 tiles)")
         #expect(dxTiled < 1e-6)
+
+        // A LoRA pair folded into each dequantized tile (enough rows to fold) equals the dense layer's LoRA.
+        let m = 300
+        let xm = Tensor([m, i], (0..<(m * i)).map { _ in rng.nextFloat() - 0.5 }), dym = Tensor([m, o], (0..<(m * o)).map { _ in rng.nextFloat() - 0.5 })
+        let a = (0..<(2 * i)).map { _ in rng.nextFloat() - 0.5 }, b = (0..<(o * 2)).map { _ in rng.nextFloat() - 0.5 }
+        lin4.lora = LoRAPair(a: Tensor([2, i], a), b: Tensor([o, 2], b), scale: 2)
+        dense.lora = LoRAPair(a: Tensor([2, i], a), b: Tensor([o, 2], b), scale: 2)
+        #expect(lin4.foldsLoRA(rows: m))
+        let ym4 = Tensor([m, o]), ymd = Tensor([m, o]), dxm4 = Tensor([m, i]), dxmd = Tensor([m, i]), xa4 = Tensor([m, 2]), xad = Tensor([m, 2])
+        LinearLayer.withTileValues(i * 8) {
+            lin4.forward(out: ym4.data, input: xm.data, rows: m, xa: xa4.data, scratch: s)
+            lin4.backward(dInput: dxm4.data, dOut: dym.data, input: xm.data, xa: xa4.data, rows: m, accumulate: false, scratch: s)
+        }
+        dense.forward(out: ymd.data, input: xm.data, rows: m, xa: xad.data, scratch: s)
+        dense.backward(dInput: dxmd.data, dOut: dym.data, input: xm.data, xa: xad.data, rows: m, accumulate: false, scratch: s)
+        let dy4 = zip(ym4.array, ymd.array).map { abs($0 - $1) }.max()!, ddx4 = zip(dxm4.array, dxmd.array).map { abs($0 - $1) }.max()!
+        let dA = zip(lin4.lora!.gradA.array, dense.lora!.gradA.array).map { abs($0 - $1) }.max()!
+        print("4-bit LoRA folded per tile vs dense: y \(dy4) dX \(ddx4) dA \(dA)")
+        #expect(dy4 < 1e-5 && ddx4 < 1e-5 && dA < 1e-4)
     }
 
     @Test func otherQuantizationMethodsAreClearErrors() throws {
