@@ -3,7 +3,7 @@ import CSlothKernels
 // N = rows, R = rank (small), K / width = the long side. Row-major with leading dimensions.
 
 /// LoRA's low-rank products, threaded: a BLAS packs its operands for every product, which costs more than the
-/// 2R FLOPs per element these do (OpenBLAS ran them at 33-50 GFLOP/s against 50-75 here, bench/lowrank.sh).
+/// 2R FLOPs per element these do (bench/lowrank.sh compares them with OpenBLAS product by product).
 public enum LowRank {
     /// out (N, R) = alpha X (N, K) W^T, W (R, K). Threaded over rows.
     public static func dots(out: UnsafeMutablePointer<Float>, ldo: Int, x: UnsafePointer<Float>, ldx: Int, w: UnsafePointer<Float>, ldw: Int,
