@@ -135,16 +135,19 @@ public final class LinearLayer: @unchecked Sendable {
                        w: lora.a.data, ldw: inFeatures, rows: rows.count, rank: r, width: inFeatures, alpha: lora.scale)
     }
 
+    /// W itself, or W' = W + s B A built in scratch when `folded` is given.
+    private func denseWeight(_ w: Tensor, folded: LoRAPair?, scratch: Scratch) -> UnsafePointer<Float> {
+        guard let folded else { return UnsafePointer(w.data) }
+        let wf = scratch.buffer(.fold, outFeatures * inFeatures)
+        fold(folded, rows: 0..<outFeatures, base: w.data, into: wf)
+        return UnsafePointer(wf)
+    }
+
     /// y (N, O) = x W'^T: the base product, on W' = W + s B A when `folded` is given.
     public func baseForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows n: Int, folded: LoRAPair? = nil, scratch: Scratch) {
         switch storage {
         case .dense(let w):
-            var weight = UnsafePointer(w.data)
-            if let folded {
-                let wf = scratch.buffer(.fold, outFeatures * inFeatures)
-                fold(folded, rows: 0..<outFeatures, base: weight, into: wf)
-                weight = UnsafePointer(wf)
-            }
+            let weight = denseWeight(w, folded: folded, scratch: scratch)
             let profiled = Profile.start()
             defer { Profile.stop(profiled, .linear, flops: 2 * Double(n) * Double(inFeatures) * Double(outFeatures)) }
             Linear.forward(out: out, input: input, weight: weight, bias: nil, rows: n, inFeatures: inFeatures, outFeatures: outFeatures)
@@ -165,12 +168,7 @@ public final class LinearLayer: @unchecked Sendable {
                              folded: LoRAPair? = nil, scratch: Scratch) {
         switch storage {
         case .dense(let w):
-            var weight = UnsafePointer(w.data)
-            if let folded {
-                let wf = scratch.buffer(.fold, outFeatures * inFeatures)
-                fold(folded, rows: 0..<outFeatures, base: weight, into: wf)
-                weight = UnsafePointer(wf)
-            }
+            let weight = denseWeight(w, folded: folded, scratch: scratch)
             let profiled = Profile.start()
             defer { Profile.stop(profiled, .linear, flops: 2 * Double(n) * Double(inFeatures) * Double(outFeatures)) }
             Linear.backwardInput(dInput: dInput, dOut: dOut, weight: weight, rows: n, inFeatures: inFeatures, outFeatures: outFeatures, accumulate: accumulate)
