@@ -4,8 +4,22 @@ import Sloth
 
 /// `sloth train --profile FILE`: where a step's time goes, against what the step must compute.
 enum StepProfile {
-    static func write(path: String, trainer: Trainer, stepSeconds: [Double], policy: CheckpointPolicy, progress: Progress) throws {
-        guard !stepSeconds.isEmpty, let batch = trainer.engine.lastBatch else {
+    /// The GEMM rate at the step's shapes, timed now (between steps, with the profile paused), 0.1 s per shape.
+    static func sampleRate(trainer: Trainer) -> (flopsPerSecond: Double, perShape: [(BLAS.Shape, Double)])? {
+        guard let batch = trainer.engine.lastBatch else { return nil }
+        let was = Profile.enabled
+        Profile.enabled = false
+        defer { Profile.enabled = was }
+        let micro = trainer.params.gradientAccumulationSteps
+        return BLAS.measuredRate(trainer.engine.stepCost(batch).gemms.map { ($0.shape, $0.count * micro) }, seconds: 0.1)
+    }
+
+    /// `rates`: the GEMM rate sampled after each step from the first on (so the samples bracket the profiled steps, and a
+    /// host whose speed drifts during the run moves the limit with the steps); the limit uses their harmonic mean
+    /// (total FLOPs over total time, the samples timing the same products).
+    static func write(path: String, trainer: Trainer, stepSeconds: [Double], rates: [(flopsPerSecond: Double, perShape: [(BLAS.Shape, Double)])],
+                      policy: CheckpointPolicy, progress: Progress) throws {
+        guard !stepSeconds.isEmpty, let batch = trainer.engine.lastBatch, let last = rates.last else {
             progress.header("--profile: no steps after the first were run (pass --max-steps 2 or more); nothing written")
             return
         }
@@ -14,7 +28,8 @@ enum StepProfile {
         var cost = trainer.engine.stepCost(batch)
         let micro = trainer.params.gradientAccumulationSteps
         cost.parts = cost.parts.map { ($0.name, $0.flops * Double(micro)) }
-        let rate = BLAS.measuredRate(cost.gemms.map { ($0.shape, $0.count * micro) })
+        let samples = rates.map(\.flopsPerSecond)
+        let rate = (flopsPerSecond: Double(samples.count) / samples.reduce(0) { $0 + 1 / $1 }, perShape: last.perShape)
         let required = cost.requiredFLOPs, limit = required / rate.flopsPerSecond
         var rows: [[String: Any]] = []
         var table = ["| kernel family | s / step | share | GFLOP / step | GFLOP/s |", "|---|---:|---:|---:|---:|"]
@@ -36,15 +51,15 @@ enum StepProfile {
         lines += table
         lines.append("required work per step:")
         for p in cost.parts { lines.append(String(format: "  %@: %.1f GFLOP", p.name, p.flops / 1e9)) }
-        lines.append(String(format: "  total %.1f GFLOP; GEMM rate at the step's shapes %.1f GFLOP/s -> limit %.3f s; step / limit %.2f",
-                            required / 1e9, rate.flopsPerSecond / 1e9, limit, step / limit))
+        lines.append(String(format: "  total %.1f GFLOP; GEMM rate at the step's shapes %.1f GFLOP/s (%d samples between steps, %.1f-%.1f) -> limit %.3f s; step / limit %.2f",
+                            required / 1e9, rate.flopsPerSecond / 1e9, samples.count, samples.min()! / 1e9, samples.max()! / 1e9, limit, step / limit))
         for l in lines { progress.header(l) }
         let doc: [String: Any] = [
             "tokens": batch.batch * batch.tokens * micro, "batch": batch.batch, "sequence_length": batch.tokens, "policy": policy.rawValue,
             "threads": Parallel.threads, "blas": BLAS.library.description, "steps_profiled": stepSeconds.count,
             "step_seconds": step, "families": rows, "other_seconds": other,
             "required_flops": required, "required_parts": cost.parts.map { ["name": $0.name, "flops": $0.flops] },
-            "gemm_rate_flops_per_second": rate.flopsPerSecond,
+            "gemm_rate_flops_per_second": rate.flopsPerSecond, "gemm_rate_samples": samples,
             "gemm_rates": rate.perShape.map { ["shape": $0.0.key, "flops_per_second": $0.1] },
             "limit_seconds": limit, "step_over_limit": step / limit,
         ]

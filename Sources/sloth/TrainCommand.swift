@@ -240,10 +240,13 @@ struct TrainCommand: ParsableCommand {
         if let resume { progress.header("resumed from \(resume.path) at step \(trainer.step)") }
         let firstStep = trainer.step + 1
         var profiledSeconds: [Double] = []
+        var rates: [(flopsPerSecond: Double, perShape: [(BLAS.Shape, Double)])] = []
         try trainer.run { step in
             var m = step
             if profile != nil {
                 if m.step == firstStep { Profile.reset(); Profile.enabled = true } else { profiledSeconds.append(m.elapsed_seconds) }
+                // Between steps (a step's elapsed time does not include it): the limit's GEMM rate, timed beside the steps.
+                if let r = StepProfile.sampleRate(trainer: trainer) { rates.append(r) }
             }
             do {
                 if let evalRows, (evalSteps > 0 && m.step % evalSteps == 0) || m.step == maxSteps {
@@ -271,7 +274,7 @@ struct TrainCommand: ParsableCommand {
         progress.finish()
         if let profile {
             Profile.enabled = false
-            try StepProfile.write(path: profile, trainer: trainer, stepSeconds: profiledSeconds, policy: chosen, progress: progress)
+            try StepProfile.write(path: profile, trainer: trainer, stepSeconds: profiledSeconds, rates: rates, policy: chosen, progress: progress)
         }
         if let t = compressedTier, t.rawBytes > 0 {
             progress.header(String(format: "compressed offload tier: %.3f of the checkpoint bytes (%@ -> %@ stored over the run)",

@@ -202,3 +202,31 @@ enum DemoAdapter {
     #expect(status == 0, "\(err)")
     #expect(out == " Anna has a white fish. The fish likes to swim.\n(history cleared)\n Max has a red dog. The dog likes to run.\n")
 }
+
+/// `sloth train --profile`: the families' seconds add up to at most the step, the required FLOPs are the parts' sum,
+/// the limit is required FLOPs over the harmonic mean of the GEMM rates sampled between steps (one after each step),
+/// and step / limit is the step over that limit.
+@Test func profileWritesTheStepAgainstItsLimit() throws {
+    let dir = TrainFixtures.models.appendingPathComponent("llama")
+    let tmp = TrainFixtures.tempDir()
+    defer { try? FileManager.default.removeItem(at: tmp) }
+    let path = tmp.appendingPathComponent("profile.json")
+    let (status, _, err) = try CLI.run([
+        "train", "--model", dir.path, "--data", dir.appendingPathComponent("data.jsonl").path, "--output", tmp.appendingPathComponent("out").path,
+        "--max-steps", "3", "--batch-size", "2", "--no-report", "--profile", path.path])
+    #expect(status == 0, "\(err)")
+    #expect(err.contains("step / limit"), "\(err)")
+    let p = try JSONSerialization.jsonObject(with: Data(contentsOf: path)) as! [String: Any]
+    let step = p["step_seconds"] as! Double, limit = p["limit_seconds"] as! Double, required = p["required_flops"] as! Double
+    let samples = p["gemm_rate_samples"] as! [Double], rate = p["gemm_rate_flops_per_second"] as! Double
+    #expect(p["steps_profiled"] as? Int == 2)
+    #expect(samples.count == 3 && samples.allSatisfy { $0 > 0 })
+    let harmonic = Double(samples.count) / samples.reduce(0) { $0 + 1 / $1 }
+    #expect(abs(rate - harmonic) <= 1e-9 * harmonic)
+    let parts = (p["required_parts"] as! [[String: Any]]).map { $0["flops"] as! Double }
+    #expect(abs(parts.reduce(0, +) - required) <= 1e-9 * required && required > 0)
+    #expect(abs(limit - required / rate) <= 1e-9 * limit)
+    #expect(abs((p["step_over_limit"] as! Double) - step / limit) <= 1e-9 * step / limit)
+    let families = (p["families"] as! [[String: Any]]).map { $0["seconds_per_step"] as! Double }
+    #expect(families.reduce(0, +) <= step * 1.0001 && families.contains { $0 > 0 })
+}
