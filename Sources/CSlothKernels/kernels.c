@@ -162,3 +162,22 @@ void sloth_lowrank_update(float *y, int ldy, const float *base, int ldb, const f
 void sloth_lowrank_outer(float *g, int ldg, const float *c, int ldc, const float *x, int ldx, int rows, int r, int width, float alpha) {
     DISPATCH(lowrank_outer, g, ldg, c, ldc, x, ldx, rows, r, width, alpha)
 }
+
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#include <pmmintrin.h>
+#endif
+void sloth_flush_denormals(int on) {
+#if defined(__x86_64__)
+    unsigned int csr = _mm_getcsr();
+    unsigned int bits = 0x8040; /* FTZ (bit 15) | DAZ (bit 6) */
+    _mm_setcsr(on ? (csr | bits) : (csr & ~bits));
+#elif defined(__aarch64__)
+    unsigned long fpcr;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+    fpcr = on ? (fpcr | (1UL << 24)) : (fpcr & ~(1UL << 24)); /* FZ */
+    __asm__ volatile("msr fpcr, %0" : : "r"(fpcr));
+#else
+    (void)on;
+#endif
+}

@@ -1,5 +1,6 @@
 import Testing
 import Foundation
+import CSlothKernels
 @testable import SlothCore
 
 /// Deterministic pseudo-random floats in [-1, 1).
@@ -199,3 +200,31 @@ func attentionKeyBlocksMatchReference(b: Int, t: Int, h: Int, kv: Int, e: Int, w
     #expect(d < 1e-5)
     #expect(worst < 2e-3)
 }
+
+/// Kernels run with denormals flushed to zero on every thread Parallel uses (the main thread included): a product
+/// whose exact result is a denormal gives 0 there, and a normal one is unchanged. Turning the flush off restores
+/// gradual underflow on the calling thread.
+@Test func parallelChunksFlushDenormals() {
+    let tiny: Float = 1e-30, small: Float = 1e-10   // product 1e-40: a denormal
+    var results = [Float](repeating: -1, count: 64), normal = results
+    results.withUnsafeMutableBufferPointer { r in
+        normal.withUnsafeMutableBufferPointer { n in
+            let rp = r.baseAddress!, np = n.baseAddress!
+            Parallel.forRange(64, minChunk: 1) { range in
+                for i in range {
+                    // Opaque to the optimiser: the operands come from memory written by another function.
+                    let a = opaque(tiny), b = opaque(small)
+                    rp[i] = a * b
+                    np[i] = a * 1e10
+                }
+            }
+        }
+    }
+    #expect(results.allSatisfy { $0 == 0 }, "\(results.prefix(4))")
+    #expect(normal.allSatisfy { $0 == opaque(tiny) * 1e10 })
+    sloth_flush_denormals(0)
+    #expect(opaque(tiny) * opaque(small) > 0)
+    sloth_flush_denormals(1)
+}
+
+@inline(never) func opaque(_ x: Float) -> Float { x }
