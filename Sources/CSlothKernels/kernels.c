@@ -167,17 +167,21 @@ void sloth_lowrank_outer(float *g, int ldg, const float *c, int ldc, const float
 #include <xmmintrin.h>
 #include <pmmintrin.h>
 #endif
-void sloth_flush_denormals(int on) {
+int sloth_flush_denormals(int on) {
 #if defined(__x86_64__)
     unsigned int csr = _mm_getcsr();
     unsigned int bits = 0x8040; /* FTZ (bit 15) | DAZ (bit 6) */
     _mm_setcsr(on ? (csr | bits) : (csr & ~bits));
+    return (csr & bits) == bits;
 #elif defined(__aarch64__)
     unsigned long fpcr;
     __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+    int was = (fpcr >> 24) & 1;
     fpcr = on ? (fpcr | (1UL << 24)) : (fpcr & ~(1UL << 24)); /* FZ */
     __asm__ volatile("msr fpcr, %0" : : "r"(fpcr));
+    return was;
 #else
     (void)on;
+    return 0;
 #endif
 }

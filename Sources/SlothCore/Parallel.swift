@@ -1,8 +1,7 @@
 import Foundation
 import CSlothKernels
 
-/// A parallel-for over all cores, in contiguous chunks. Every chunk runs with denormals flushed to zero
-/// (`sloth_flush_denormals`): attention's tiny probabilities cost microcode assists per operand on Intel CPUs.
+/// A parallel-for over all cores, in contiguous chunks.
 public enum Parallel {
     /// Number of worker threads (cores unless SLOTH_THREADS is set).
     public static let threads: Int = {
@@ -16,23 +15,30 @@ public enum Parallel {
     public static func forRange(_ count: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
         if count <= 0 { return }
         let chunks = min(threads, max(1, count / max(minChunk, 1)))
-        if chunks <= 1 { sloth_flush_denormals(1); body(0..<count); return }
+        if chunks <= 1 { body(0..<count); return }
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            sloth_flush_denormals(1)
             let lo = count * c / chunks, hi = count * (c + 1) / chunks
             if lo < hi { body(lo..<hi) }
         }
     }
 
-    /// Calls `body(i)` for each i in 0..<count, in parallel (dynamic: one task per index).
+    /// Calls `body(i)` for each i in 0..<count, in parallel (dynamic: one task per index). With `flushingDenormals`
+    /// each call runs with denormals flushed to zero on its thread (`sloth_flush_denormals`), the thread's mode
+    /// restored after: for attention, whose tiny probabilities cost a microcode assist per operand on Intel CPUs
+    /// (25x slower with widely spread scores). Elsewhere IEEE underflow stays (bitsandbytes' quantizer keeps denormals).
     @inlinable
-    public static func forEach(_ count: Int, _ body: (Int) -> Void) {
+    public static func forEach(_ count: Int, flushingDenormals: Bool = false, _ body: (Int) -> Void) {
         if count <= 0 { return }
-        sloth_flush_denormals(1)
-        if count == 1 || threads == 1 { for i in 0..<count { body(i) }; return }
+        if count == 1 || threads == 1 {
+            let was = flushingDenormals ? sloth_flush_denormals(1) : 0
+            for i in 0..<count { body(i) }
+            if flushingDenormals { _ = sloth_flush_denormals(was) }
+            return
+        }
         DispatchQueue.concurrentPerform(iterations: count) { i in
-            sloth_flush_denormals(1)
+            let was = flushingDenormals ? sloth_flush_denormals(1) : 0
             body(i)
+            if flushingDenormals { _ = sloth_flush_denormals(was) }
         }
     }
 }

@@ -201,30 +201,31 @@ func attentionKeyBlocksMatchReference(b: Int, t: Int, h: Int, kv: Int, e: Int, w
     #expect(worst < 2e-3)
 }
 
-/// Kernels run with denormals flushed to zero on every thread Parallel uses (the main thread included): a product
-/// whose exact result is a denormal gives 0 there, and a normal one is unchanged. Turning the flush off restores
-/// gradual underflow on the calling thread.
-@Test func parallelChunksFlushDenormals() {
+/// Attention's workers run with denormals flushed to zero (`Parallel.forEach(flushingDenormals: true)`): a product whose
+/// exact result is a denormal gives 0 in every task, a normal one is unchanged, and the calling thread's IEEE underflow
+/// is back afterwards (other code, such as the 4-bit quantizer matching bitsandbytes, keeps denormals).
+@Test func attentionWorkersFlushDenormals() {
     let tiny: Float = 1e-30, small: Float = 1e-10   // product 1e-40: a denormal
     var results = [Float](repeating: -1, count: 64), normal = results
     results.withUnsafeMutableBufferPointer { r in
         normal.withUnsafeMutableBufferPointer { n in
             let rp = r.baseAddress!, np = n.baseAddress!
-            Parallel.forRange(64, minChunk: 1) { range in
-                for i in range {
-                    // Opaque to the optimiser: the operands come from memory written by another function.
-                    let a = opaque(tiny), b = opaque(small)
-                    rp[i] = a * b
-                    np[i] = a * 1e10
-                }
+            Parallel.forEach(64, flushingDenormals: true) { i in
+                // Opaque to the optimiser: the operands come through a function it does not inline.
+                rp[i] = opaque(tiny) * opaque(small)
+                np[i] = opaque(tiny) * 1e10
             }
         }
     }
     #expect(results.allSatisfy { $0 == 0 }, "\(results.prefix(4))")
     #expect(normal.allSatisfy { $0 == opaque(tiny) * 1e10 })
-    sloth_flush_denormals(0)
-    #expect(opaque(tiny) * opaque(small) > 0)
-    sloth_flush_denormals(1)
+    #expect(opaque(tiny) * opaque(small) > 0, "the caller's mode is restored")
+    var plain = [Float](repeating: 0, count: 8)
+    plain.withUnsafeMutableBufferPointer { r in
+        let rp = r.baseAddress!
+        Parallel.forEach(8) { i in rp[i] = opaque(tiny) * opaque(small) }
+    }
+    #expect(plain.allSatisfy { $0 > 0 }, "without the flag denormals stay")
 }
 
 @inline(never) func opaque(_ x: Float) -> Float { x }

@@ -46,9 +46,9 @@ void sloth_lowrank_update(float *y, int ldy, const float *base, int ldb, const f
 void sloth_lowrank_outer(float *g, int ldg, const float *c, int ldc, const float *x, int ldx, int rows, int r, int width, float alpha);
 
 /// Flushes denormal results and inputs to zero on the calling thread (x86 MXCSR FTZ|DAZ, arm64 FPCR FZ), or restores
-/// IEEE gradual underflow. Softmax probabilities below ~1e-38 made attention's products 1.5x slower on an Intel Xeon
-/// (microcode assists on every denormal operand); their contribution is below fp32's resolution of the sums.
-void sloth_flush_denormals(int on);
+/// IEEE gradual underflow; returns whether the flush was on before. Attention's probabilities below ~1e-38 cost a
+/// microcode assist per denormal operand on Intel CPUs; their contribution is below fp32's resolution of the sums.
+int sloth_flush_denormals(int on);
 
 /// The copy in use: 0 baseline, 1 AVX2+FMA, 2 AVX-512.
 int sloth_kernels_level(void);

@@ -152,7 +152,7 @@ public enum Attention {
         starts.withUnsafeBufferPointerOrNil { segStart in
             BLAS.singleThreaded {
                 // Interleaved tasks: causal blocks of every length reach each worker.
-                Parallel.forEach(workers) { w in
+                Parallel.forEach(workers, flushingDenormals: true) { w in
                     let KB = min(keyBlock, T)
                     let S = UnsafeMutablePointer<Float>.allocate(capacity: G * Q * (KB + 2 * E + 2))
                     defer { S.deallocate() }
@@ -222,7 +222,7 @@ public enum Attention {
         extra.update(repeating: 0, count: (workers - 1) * 2 * kvCount)
         starts.withUnsafeBufferPointerOrNil { segStart in
             BLAS.singleThreaded {
-                Parallel.forEach(workers) { w in
+                Parallel.forEach(workers, flushingDenormals: true) { w in
                     let dkw = w == 0 ? dk : extra + (w - 1) * 2 * kvCount, dvw = w == 0 ? dv : dkw + kvCount
                     let KB = min(keyBlock, T)
                     let P = UnsafeMutablePointer<Float>.allocate(capacity: G * Q * (2 * KB + 3 * E + 1))
