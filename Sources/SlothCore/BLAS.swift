@@ -158,9 +158,12 @@ extension BLAS {
         public var key: String { "\(m)x\(n)x\(k)\(transA ? "T" : "N")\(transB ? "T" : "N")" }
     }
 
+    /// A FLOP-weighted GEMM rate and each shape's own.
+    public typealias MeasuredRate = (flopsPerSecond: Double, perShape: [(Shape, Double)])
+
     /// Times each shape (at least `seconds` and two runs, after a warm-up) with the threads BLAS has now and
     /// returns the rate of the mix, weighted by how often a step runs each: sum(count x FLOPs) / sum(count x time).
-    public static func measuredRate(_ shapes: [(shape: Shape, count: Int)], seconds: Double = 0.2) -> (flopsPerSecond: Double, perShape: [(Shape, Double)]) {
+    public static func measuredRate(_ shapes: [(shape: Shape, count: Int)], seconds: Double = 0.2) -> MeasuredRate {
         var totalFlops = 0.0, totalTime = 0.0
         var per: [(Shape, Double)] = []
         for (s, count) in shapes where s.m > 0 && s.n > 0 && s.k > 0 {

@@ -29,16 +29,12 @@ public enum Parallel {
     @inlinable
     public static func forEach(_ count: Int, flushingDenormals: Bool = false, _ body: (Int) -> Void) {
         if count <= 0 { return }
-        if count == 1 || threads == 1 {
-            let was = flushingDenormals ? sloth_flush_denormals(1) : 0
-            for i in 0..<count { body(i) }
-            if flushingDenormals { _ = sloth_flush_denormals(was) }
-            return
-        }
-        DispatchQueue.concurrentPerform(iterations: count) { i in
+        func run(_ i: Int) {
             let was = flushingDenormals ? sloth_flush_denormals(1) : 0
             body(i)
             if flushingDenormals { _ = sloth_flush_denormals(was) }
         }
+        if count == 1 || threads == 1 { for i in 0..<count { run(i) }; return }
+        DispatchQueue.concurrentPerform(iterations: count, execute: run)
     }
 }

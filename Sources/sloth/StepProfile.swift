@@ -5,7 +5,7 @@ import Sloth
 /// `sloth train --profile FILE`: where a step's time goes, against what the step must compute.
 enum StepProfile {
     /// The GEMM rate at the step's shapes, timed now (between steps, with the profile paused), 0.1 s per shape.
-    static func sampleRate(trainer: Trainer) -> (flopsPerSecond: Double, perShape: [(BLAS.Shape, Double)])? {
+    static func sampleRate(trainer: Trainer) -> BLAS.MeasuredRate? {
         guard let batch = trainer.engine.lastBatch else { return nil }
         let was = Profile.enabled
         Profile.enabled = false
@@ -17,7 +17,7 @@ enum StepProfile {
     /// `rates`: the GEMM rate sampled after each step from the first on (so the samples bracket the profiled steps, and a
     /// host whose speed drifts during the run moves the limit with the steps); the limit uses their harmonic mean
     /// (total FLOPs over total time, the samples timing the same products).
-    static func write(path: String, trainer: Trainer, stepSeconds: [Double], rates: [(flopsPerSecond: Double, perShape: [(BLAS.Shape, Double)])],
+    static func write(path: String, trainer: Trainer, stepSeconds: [Double], rates: [BLAS.MeasuredRate],
                       policy: CheckpointPolicy, progress: Progress) throws {
         guard !stepSeconds.isEmpty, let batch = trainer.engine.lastBatch, let last = rates.last else {
             progress.header("--profile: no steps after the first were run (pass --max-steps 2 or more); nothing written")

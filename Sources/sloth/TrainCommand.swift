@@ -240,7 +240,7 @@ struct TrainCommand: ParsableCommand {
         if let resume { progress.header("resumed from \(resume.path) at step \(trainer.step)") }
         let firstStep = trainer.step + 1
         var profiledSeconds: [Double] = []
-        var rates: [(flopsPerSecond: Double, perShape: [(BLAS.Shape, Double)])] = []
+        var rates: [BLAS.MeasuredRate] = []
         try trainer.run { step in
             var m = step
             if profile != nil {
