@@ -89,6 +89,42 @@ func attentionBackwardMatchesNumeric(b: Int, t: Int, h: Int, kv: Int, e: Int, wi
     }
 }
 
+/// Attention's two product paths (Sloth's AVX-512 kernel on transposed K / V, and BLAS), each chosen per CPU,
+/// give the same forward (against the reference) and the same gradients (against each other) on the CPU at hand,
+/// with several key blocks, GQA, a window and packed segments.
+@Test func attentionProductPathsAgree() {
+    guard sloth_kernels_level() == 2 else {
+        print("attention product paths: this CPU has no AVX-512, only the BLAS path runs (covered by the other tests)")
+        return
+    }
+    let before = (Attention.keyBlock, Attention.prefersSlothProducts)
+    Attention.keyBlock = 32
+    defer { Attention.keyBlock = before.0; Attention.prefersSlothProducts = before.1 }
+    var r = Rand(909)
+    let (b, t, h, kv, e) = (2, 150, 6, 2, 16)
+    let n = b * t
+    let q = r.array(n * h * e), k = r.array(n * kv * e), v = r.array(n * kv * e), w = r.array(n * h * e)
+    for (window, packed) in [(nil as Int?, false), (41, false), (nil, true)] {
+        let segs: [Int32]? = packed ? (0..<n).map { Int32(($0 % t) / 37) } : nil
+        let s = Attention.Shape(batch: b, tokens: t, heads: h, kvHeads: kv, headDim: e, window: window, scale: 0.25, segments: segs)
+        var grads: [[Float]] = []
+        for sloth in [true, false] {
+            Attention.prefersSlothProducts = sloth
+            #expect(Attention.fastProducts == sloth)
+            let (out, lse) = runAttention(q, k, v, s)
+            let d = maxRelDiff(out, Reference.attention(q: q, k: k, v: v, shape: s))
+            print("attention products on \(sloth ? "Sloth's kernel" : "BLAS"), window \(String(describing: window)) packed \(packed): forward max rel diff \(d)")
+            #expect(d < 1e-5)
+            var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
+            Attention.backward(dq: &dq, dk: &dk, dv: &dv, dOut: w, q: q, k: k, v: v, out: out, lse: lse, shape: s)
+            grads.append(dq + dk + dv)
+        }
+        let d = maxRelDiff(grads[0], grads[1])
+        print("attention gradients, Sloth's kernel vs BLAS: max rel diff \(d)")
+        #expect(d < 1e-5)
+    }
+}
+
 @Test(arguments: [Float(0), 1])
 func rmsnormForwardBackward(offset: Float) {
     var r = Rand(5)

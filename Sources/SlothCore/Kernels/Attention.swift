@@ -83,13 +83,15 @@ public enum Attention {
     /// Floats of workspace forward (`backward: false`) or backward allocates with `threads` workers. A task is one
     /// query block of one kv head with the block's rows of every query head in the group stacked (G Q rows): per
     /// worker a G Q x T score block (backward also dP) and G Q x E packed rows (forward: Q and O; backward: Q, dO,
-    /// dQ), and in backward each worker after the first its own dK and dV.
+    /// dQ), and in backward each worker after the first its own dK and dV; with Sloth's product kernel, the
+    /// transposed K (and in backward V) of `transposedHeads`.
     public static func workspaceFloats(batch: Int, tokens: Int, heads: Int, kvHeads: Int, headDim: Int, backward: Bool,
                                        threads: Int = Parallel.threads) -> Int {
         let Q = blockSize, tasks = batch * kvHeads * ((tokens + Q - 1) / Q)
         let workers = min(threads, max(tasks, 1)), M = heads / max(kvHeads, 1) * Q
-        if !backward { return workers * (M * min(keyBlock, tokens) + 2 * M * headDim + 2 * M) }
-        return workers * (2 * M * min(keyBlock, tokens) + 3 * M * headDim + M) + (workers - 1) * 2 * batch * tokens * kvHeads * headDim
+        let kv = batch * tokens * kvHeads * headDim, transposed = fastProducts ? (backward ? 2 : 1) * kv : 0
+        if !backward { return workers * (M * min(keyBlock, tokens) + 2 * M * headDim + 2 * M) + transposed }
+        return workers * (2 * M * min(keyBlock, tokens) + 3 * M * headDim + M) + (workers - 1) * 2 * kv + transposed
     }
 
     /// Single-threaded C (m x n) (+)= alpha op(A) B with n the head dimension: Sloth's register-blocked kernel on
@@ -105,8 +107,55 @@ public enum Attention {
         }
     }
 
-    /// Whether `product` uses Sloth's kernel (its AVX-512 copy; the AVX2 and baseline copies are slower than BLAS).
-    static var fastProducts: Bool { sloth_kernels_level() == 2 }
+    /// k or v (B*T, K*E) with each kv head's rows transposed: (B, K, E, T), so that Q K^T and dO V^T are plain
+    /// products for `product` (a BLAS multiplies by a transposed operand as fast, Sloth's kernel does not). Nil when
+    /// `product` is BLAS. The caller deallocates.
+    static func transposedHeads(_ x: UnsafePointer<Float>, _ s: Shape) -> UnsafeMutablePointer<Float>? {
+        guard fastProducts else { return nil }
+        let T = s.tokens, K = s.kvHeads, E = s.headDim
+        let out = UnsafeMutablePointer<Float>.allocate(capacity: s.batch * K * E * T)
+        Parallel.forRange(s.batch * K, minChunk: 1) { r in
+            for bk in r {
+                let b = bk / K, h = bk % K, dst = out + bk * E * T
+                for t in 0..<T {
+                    let src = x + (b * T + t) * K * E + h * E
+                    for e in 0..<E { dst[e * T + t] = src[e] }
+                }
+            }
+        }
+        return out
+    }
+
+    /// S (m x nk) = alpha A (m x E) X^T for X the nk keys (or values) from k0 of kv head kvh in row b: through
+    /// `product` on the transposed copy when there is one, else a BLAS product on x itself.
+    @inline(__always)
+    static func scores(_ S: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, m: Int, x: UnsafePointer<Float>,
+                       transposed xt: UnsafeMutablePointer<Float>?, b: Int, kvh: Int, k0: Int, nk: Int, alpha: Float, _ s: Shape) {
+        let T = s.tokens, K = s.kvHeads, E = s.headDim
+        if let xt {
+            product(c: S, ldc: nk, a: a, lda: E, transA: false, b: xt + (b * K + kvh) * E * T + k0, ldb: T, m: m, n: nk, k: E,
+                    alpha: alpha, accumulate: false)
+        } else {
+            BLAS.sgemm(transA: false, transB: true, m: m, n: nk, k: E, alpha: alpha, a: a, lda: E, b: x + (b * T + k0) * K * E + kvh * E,
+                       ldb: K * E, c: S, ldc: nk)
+        }
+    }
+
+    /// Whether attention's products run on Sloth's kernel (its AVX-512 copy) rather than BLAS. Chosen per CPU, not
+    /// timed at start-up, so the same machine always runs the same arithmetic (a resumed run stays bit-identical):
+    /// on AMD's AVX-512 cores (Zen 4, Zen 5) Sloth's kernel is faster at these shapes than OpenBLAS (Zen 4, one
+    /// thread, alternated best-of-30: P V 106 vs 90 GFLOP/s, Q K^T on transposed K 99 vs 81); on Intel's
+    /// (Xeon, SkylakeX kernels) OpenBLAS is (P V 111 vs 105, Q K^T 119 vs 102-107); the AVX2 and baseline copies
+    /// are slower than BLAS everywhere. `SLOTH_ATTENTION_PRODUCTS=sloth|blas` overrides it (AVX-512 needed for sloth).
+    static var fastProducts: Bool { sloth_kernels_level() == 2 && prefersSlothProducts }
+
+    nonisolated(unsafe) static var prefersSlothProducts: Bool = {
+        switch ProcessInfo.processInfo.environment["SLOTH_ATTENTION_PRODUCTS"] {
+        case "sloth": return true
+        case "blas": return false
+        default: return sloth_cpu_vendor() != 1
+        }
+    }()
 
     /// Task `task` = (row b, kv head, query block q0..<q1) and lo, the first key any of its rows sees.
     @inline(__always)
@@ -149,6 +198,8 @@ public enum Attention {
         let starts = segmentStarts(s)
         let tasks = s.batch * K * blocks
         let workers = min(Parallel.threads, max(tasks, 1))
+        let kt = transposedHeads(k, s)
+        defer { kt?.deallocate() }
         starts.withUnsafeBufferPointerOrNil { segStart in
             BLAS.singleThreaded {
                 // Interleaved tasks: causal blocks of every length reach each worker.
@@ -170,10 +221,8 @@ public enum Attention {
                         while k0 < q1 {
                             let nk = min(KB, q1 - k0)
                             defer { k0 += nk }
-                            let kp = k + (b * T + k0) * K * E + kvh * E
                             let vp = v + (b * T + k0) * K * E + kvh * E
-                            BLAS.sgemm(transA: false, transB: true, m: M, n: nk, k: E, alpha: s.scale,
-                                       a: qs, lda: E, b: kp, ldb: K * E, c: S, ldc: nk)
+                            scores(S, qs, m: M, x: k, transposed: kt, b: b, kvh: kvh, k0: k0, nk: nk, alpha: s.scale, s)
                             for r in 0..<nq {
                                 let i = q0 + r
                                 let first = max(firstKey(i, row: b, s, segmentStart: segStart), k0) - k0, last = min(i, k0 + nk - 1) - k0
@@ -220,6 +269,8 @@ public enum Attention {
         dk.update(repeating: 0, count: kvCount)
         dv.update(repeating: 0, count: kvCount)
         extra.update(repeating: 0, count: (workers - 1) * 2 * kvCount)
+        let kt = transposedHeads(k, s), vt = transposedHeads(v, s)
+        defer { kt?.deallocate(); vt?.deallocate() }
         starts.withUnsafeBufferPointerOrNil { segStart in
             BLAS.singleThreaded {
                 Parallel.forEach(workers, flushingDenormals: true) { w in
@@ -250,10 +301,8 @@ public enum Attention {
                             let nk = min(KB, q1 - k0)
                             defer { k0 += nk }
                             let kOff = (b * T + k0) * K * E + kvh * E
-                            BLAS.sgemm(transA: false, transB: true, m: M, n: nk, k: E, alpha: s.scale,
-                                       a: qs, lda: E, b: k + kOff, ldb: K * E, c: P, ldc: nk)
-                            BLAS.sgemm(transA: false, transB: true, m: M, n: nk, k: E,
-                                       a: dos, lda: E, b: v + kOff, ldb: K * E, c: dP, ldc: nk)
+                            scores(P, qs, m: M, x: k, transposed: kt, b: b, kvh: kvh, k0: k0, nk: nk, alpha: s.scale, s)
+                            scores(dP, dos, m: M, x: v, transposed: vt, b: b, kvh: kvh, k0: k0, nk: nk, alpha: 1, s)
                             for r in 0..<nq {
                                 let i = q0 + r
                                 let first = max(firstKey(i, row: b, s, segmentStart: segStart), k0) - k0, last = min(i, k0 + nk - 1) - k0
