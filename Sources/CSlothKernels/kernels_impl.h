@@ -224,6 +224,7 @@ static float NAME(softmax_block_row)(float *x, int n, int first, int last, float
 // Low-rank products of LoRA (r, the rank, small: 8-64), where a BLAS's packing costs more than the FLOPs. Ranks run
 // in chunks of LR_K; column chunks of LR_CV vectors; scalar tails.
 #define LR_K 8
+#define LR_AHEAD 8
 #define LR_CV (W >= 16 ? 2 : 1)
 
 // out[n * ldo + j] = alpha * sum_i x[n * ldx + i] * w[j * ldw + i], n < rows, j < r (X W^T with W (r x k)).
@@ -237,7 +238,10 @@ static void NAME(lowrank_dots)(float *out, int ldo, const float *x, int ldx, con
             const float *x0 = x + (long)n * ldx, *x1 = x0 + ldx;
             VF a0[LR_K], a1[LR_K];
             for (int j = 0; j < LR_K; j++) { a0[j] = (VF){0}; a1[j] = (VF){0}; }
+            // The rows LR_AHEAD ahead are fetched while these pass (x is read once, often from memory).
+            const float *p0 = n + LR_AHEAD + 1 < rows ? x0 + (long)LR_AHEAD * ldx : 0;
             for (int i = 0; i < kv; i += W) {
+                if (p0 && i % 16 == 0) { __builtin_prefetch(p0 + i, 0, 3); __builtin_prefetch(p0 + ldx + i, 0, 3); }
                 VF u0 = NAME(load)(x0 + i), u1 = NAME(load)(x1 + i);
                 for (int j = 0; j < nj; j++) {
                     VF b = NAME(load)(w + (long)(j0 + j) * ldw + i);
@@ -287,6 +291,9 @@ static void NAME(lowrank_update)(float *y, int ldy, const float *base, int ldb, 
                 for (int n = n0; n < n1; n++) {
                     float *yp = y + (long)n * ldy + i0;
                     const float *cn = c + (long)n * ldc + j0;
+                    // The next block's rows of this column chunk, one block ahead.
+                    if (src && n + NB < rows)
+                        for (int v = 0; v < CW; v += 16) __builtin_prefetch(src + (long)(n + NB) * ls + i0 + v, 0, 3);
                     VF acc[LR_CV];
                     for (int v = 0; v < LR_CV; v++) acc[v] = (VF){0};
                     for (int j = 0; j < nj; j++) {
@@ -325,6 +332,10 @@ static void NAME(lowrank_outer)(float *g, int ldg, const float *c, int ldc, cons
                 for (int j = 0; j < LR_K; j++)
                     for (int v = 0; v < LR_CV; v++) acc[j][v] = (VF){0};
                 for (int n = n0; n < n1; n++) {
+                    // The next block's rows of this column chunk, one block ahead (the chunk pass reads LR_CV vectors
+                    // per row at a stride of ldx, which the hardware's prefetchers follow poorly).
+                    if (n + NB < rows)
+                        for (int v = 0; v < CW; v += 16) __builtin_prefetch(x + (long)(n + NB) * ldx + i0 + v, 0, 3);
                     VF u[LR_CV];
                     for (int v = 0; v < LR_CV; v++) u[v] = NAME(load)(x + (long)n * ldx + i0 + v * W);
                     const float *cn = c + (long)n * ldc + j0;
@@ -349,6 +360,7 @@ static void NAME(lowrank_outer)(float *g, int ldg, const float *c, int ldc, cons
     }
 }
 #undef LR_K
+#undef LR_AHEAD
 #undef LR_CV
 
 #undef VF
