@@ -171,6 +171,10 @@ void sloth_lowrank_update(float *y, int ldy, const float *base, int ldb, const f
 void sloth_lowrank_outer(float *g, int ldg, const float *c, int ldc, const float *x, int ldx, int rows, int r, int width, float alpha) {
     DISPATCH(lowrank_outer, g, ldg, c, ldc, x, ldx, rows, r, width, alpha)
 }
+void sloth_lowrank_dots_outer(float *out, int ldo, const float *wr, int ldw, float alpha_dots, float *g, int ldg, const float *c, int ldc,
+                              float alpha_outer, const float *x, int ldx, int rows, int r, int width) {
+    DISPATCH(lowrank_dots_outer, out, ldo, wr, ldw, alpha_dots, g, ldg, c, ldc, alpha_outer, x, ldx, rows, r, width)
+}
 
 #if defined(__x86_64__)
 #include <xmmintrin.h>

@@ -359,6 +359,19 @@ static void NAME(lowrank_outer)(float *g, int ldg, const float *c, int ldc, cons
         }
     }
 }
+// out (rows x r) = alpha_dots X Wr^T and G (r x width) += alpha_outer C^T X for the same X (rows x width): LoRA's
+// backward g = s dY B and dB^T += s xa^T dY in one pass over dY, a block of LR_NBLK rows at a time (the outer
+// product reads the block from cache right after the dots read it from memory).
+#define LR_NBLK 64
+static void NAME(lowrank_dots_outer)(float *out, int ldo, const float *wr, int ldw, float alpha_dots, float *g, int ldg,
+                                     const float *c, int ldc, float alpha_outer, const float *x, int ldx, int rows, int r, int width) {
+    for (int n0 = 0; n0 < rows; n0 += LR_NBLK) {
+        const int nb = rows - n0 < LR_NBLK ? rows - n0 : LR_NBLK;
+        NAME(lowrank_dots)(out + (long)n0 * ldo, ldo, x + (long)n0 * ldx, ldx, wr, ldw, nb, r, width, alpha_dots);
+        NAME(lowrank_outer)(g, ldg, c + (long)n0 * ldc, ldc, x + (long)n0 * ldx, ldx, nb, r, width, alpha_outer);
+    }
+}
+#undef LR_NBLK
 #undef LR_K
 #undef LR_AHEAD
 #undef LR_CV

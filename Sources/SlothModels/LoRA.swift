@@ -230,18 +230,18 @@ public final class LinearLayer: @unchecked Sendable {
         let r = lora.rank, o = outFeatures
         let profiled = Profile.start()
         defer { Profile.stop(profiled, .lora, flops: 2 * Double(n * r) * Double(2 * o + (dInput == nil || folds ? 1 : 2) * inFeatures)) }
-        // dB += s dy^T xa, as dB^T += s xa^T dy
-        let t = scratch.buffer(.loraBT, r * o)
-        t.update(repeating: 0, count: r * o)
-        LowRank.outer(g: t, ldg: o, c: xa, ldc: r, x: dOut, ldx: o, rows: n, rank: r, width: o, alpha: lora.scale)
-        LowRank.addTransposed(lora.gradB.data, t, rows: r, columns: o)
-        // g = s dy B (N, R)
-        LowRank.transpose(t, lora.b.data, rows: o, columns: r)
-        let g = scratch.buffer(.loraGrad, n * r)
-        LowRank.dots(out: g, ldo: r, x: dOut, ldx: o, w: t, ldw: o, rows: n, rank: r, k: o, alpha: lora.scale)
+        // g = s dy B (N, R) and dB += s dy^T xa (as dB^T += s xa^T dy), in one pass over dy
+        let bt = scratch.buffer(.loraBT, r * o), dbt = scratch.buffer(.loraGradBT, r * o), g = scratch.buffer(.loraGrad, n * r)
+        let partials = scratch.buffer(.loraPartials, max(1, LowRank.partialFloats(rows: n, rank: r, width: max(o, inFeatures))))
+        LowRank.transpose(bt, lora.b.data, rows: o, columns: r)
+        dbt.update(repeating: 0, count: r * o)
+        LowRank.dotsOuter(out: g, ldo: r, w: bt, ldw: o, alphaDots: lora.scale, g: dbt, ldg: o, c: xa, ldc: r, alphaOuter: lora.scale,
+                          x: dOut, ldx: o, rows: n, rank: r, width: o, partials: partials)
+        LowRank.addTransposed(lora.gradB.data, dbt, rows: r, columns: o)
         let x = lora.dropout > 0 ? dropped(input, rows: n, step: dropoutStep, scratch: scratch) : input
         // dA += g^T drop(x)
-        LowRank.outer(g: lora.gradA.data, ldg: inFeatures, c: g, ldc: r, x: x, ldx: inFeatures, rows: n, rank: r, width: inFeatures)
+        LowRank.outer(g: lora.gradA.data, ldg: inFeatures, c: g, ldc: r, x: x, ldx: inFeatures, rows: n, rank: r, width: inFeatures,
+                      partials: partials)
         guard let dInput, !folds else { return }
         if lora.dropout > 0 {
             let t = scratch.buffer(.loraInput, n * inFeatures)
@@ -307,7 +307,7 @@ public struct SplitMix64: Sendable {
 
 /// Reusable scratch buffers, keyed by purpose, grown on demand (no per-step allocation once warm).
 public final class Scratch: @unchecked Sendable {
-    public enum Slot: Int, CaseIterable { case loraGrad, loraInput, loraBT, fold, dequant, a, b, c, d, e, f, g }
+    public enum Slot: Int, CaseIterable { case loraGrad, loraInput, loraBT, loraGradBT, loraPartials, fold, dequant, a, b, c, d, e, f, g }
     private var buffers: [UnsafeMutablePointer<Float>?] = Array(repeating: nil, count: Slot.allCases.count)
     private var sizes: [Int] = Array(repeating: 0, count: Slot.allCases.count)
     public init() {}

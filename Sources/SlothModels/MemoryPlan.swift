@@ -140,7 +140,9 @@ public enum MemoryPlanner {
         let crossEntropy = (2 * ceRows * D + ceRows * V) * 4 + n * 8
         let rotary = Int(Double(c.headDim) * c.partialRotaryFactor) / 2
         let perStep = n * rotary * 2 * 4 + n * 4 * 4   // cos/sin tables, batch arrays
-        let loraScratch = n * lora.rank * 4 + (lora.dropout > 0 ? n * max(D, c.intermediateSize, c.numAttentionHeads * c.headDim) * 4 : 0)
+        let widest = max(D, c.intermediateSize, c.numAttentionHeads * c.headDim)
+        // g (N x r); B^T, dB^T and the row-split sums' partials (r x widest each, one per worker after the first).
+        let loraScratch = n * lora.rank * 4 + lora.rank * widest * 4 * (1 + threads) + (lora.dropout > 0 ? n * widest * 4 : 0)
         var parts: [MemoryPlan.Part] = [
             .init(name: "runtime", bytes: runtimeBytes, resident: true),
         ]

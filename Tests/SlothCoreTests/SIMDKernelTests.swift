@@ -88,7 +88,8 @@ func simdRMSNormMatchesReference(dim: Int) {
 
 /// LoRA's low-rank kernels against Double loops: ranks below, at and above the 8-rank chunk, widths with vector
 /// bodies and tails, row counts around the row blocks, leading dimensions wider than the data; threaded wrappers too.
-@Test(arguments: [(rows: 1, rank: 1, k: 5), (rows: 7, rank: 8, k: 33), (rows: 70, rank: 12, k: 64), (rows: 130, rank: 16, k: 100)])
+@Test(arguments: [(rows: 1, rank: 1, k: 5), (rows: 7, rank: 8, k: 33), (rows: 70, rank: 12, k: 64), (rows: 130, rank: 16, k: 100),
+                  (rows: 300, rank: 8, k: 40)])
 func lowRankKernelsMatchReference(rows n: Int, rank r: Int, k: Int) {
     forEachISA { isa in
         var g = Rand(UInt64(n * 100 + r))
@@ -140,6 +141,20 @@ func lowRankKernelsMatchReference(rows n: Int, rank r: Int, k: Int) {
             }
         }
         #expect(maxRelDiff(gr, wantG) < 1e-6, "outer \(isa) \(n)x\(r)x\(k)")
+        // dotsOuter: out = alpha x w^T with gr += beta c^T x, one pass (row-split over workers at 300 rows)
+        var out2 = [Float](repeating: 0, count: n * ldr), gr2 = gr
+        let beta: Float = -1.3
+        LowRank.dotsOuter(out: &out2, ldo: ldr, w: w, ldw: ld, alphaDots: alpha, g: &gr2, ldg: ld, c: c, ldc: ldr, alphaOuter: beta,
+                          x: x, ldx: ld, rows: n, rank: r, width: k)
+        #expect(maxRelDiff(out2, want) < 1e-6, "dotsOuter dots \(isa) \(n)x\(r)x\(k)")
+        for j in 0..<r {
+            for i in 0..<k {
+                var s = 0.0
+                for t in 0..<n { s += Double(c[t * ldr + j]) * Double(x[t * ld + i]) }
+                wantG[j * ld + i] = Float(Double(gr[j * ld + i]) + Double(beta) * s)
+            }
+        }
+        #expect(maxRelDiff(gr2, wantG) < 1e-6, "dotsOuter outer \(isa) \(n)x\(r)x\(k)")
     }
 }
 }

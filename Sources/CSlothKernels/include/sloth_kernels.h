@@ -45,6 +45,11 @@ void sloth_lowrank_update(float *y, int ldy, const float *base, int ldb, const f
 /// G (r x width) += alpha * C^T X, C (rows x r), X (rows x width).
 void sloth_lowrank_outer(float *g, int ldg, const float *c, int ldc, const float *x, int ldx, int rows, int r, int width, float alpha);
 
+/// out (rows x r) = alpha_dots X Wr^T, Wr (r x width), and G (r x width) += alpha_outer C^T X, C (rows x r), for one X
+/// (rows x width) read once: LoRA's backward g = s dY B with dB^T += s xa^T dY.
+void sloth_lowrank_dots_outer(float *out, int ldo, const float *wr, int ldw, float alpha_dots, float *g, int ldg, const float *c, int ldc,
+                              float alpha_outer, const float *x, int ldx, int rows, int r, int width);
+
 /// Flushes denormal results and inputs to zero on the calling thread (x86 MXCSR FTZ|DAZ, arm64 FPCR FZ), or restores
 /// IEEE gradual underflow; returns whether the flush was on before. Attention's probabilities below ~1e-38 cost a
 /// microcode assist per denormal operand on Intel CPUs; their contribution is below fp32's resolution of the sums.

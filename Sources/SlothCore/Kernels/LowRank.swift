@@ -24,13 +24,55 @@ public enum LowRank {
         }
     }
 
-    /// g (R, width) += alpha C^T X, C (N, R), X (N, width). Threaded over column blocks of 32.
+    /// g (R, width) += alpha C^T X, C (N, R), X (N, width). Threaded over row ranges (see `rowSplit`).
     public static func outer(g: UnsafeMutablePointer<Float>, ldg: Int, c: UnsafePointer<Float>, ldc: Int, x: UnsafePointer<Float>, ldx: Int,
-                             rows: Int, rank: Int, width: Int, alpha: Float = 1) {
-        let blocks = (width + 31) / 32
-        Parallel.forRange(blocks, minChunk: rows >= 256 ? 2 : blocks) { r in
-            let c0 = r.lowerBound * 32, c1 = min(width, r.upperBound * 32)
-            sloth_lowrank_outer(g + c0, Int32(ldg), c, Int32(ldc), x + c0, Int32(ldx), Int32(rows), Int32(rank), Int32(c1 - c0), alpha)
+                             rows: Int, rank: Int, width: Int, alpha: Float = 1, partials: UnsafeMutablePointer<Float>? = nil) {
+        rowSplit(rows: rows, rank: rank, width: width, g: g, ldg: ldg, partials: partials) { r, acc, lda in
+            sloth_lowrank_outer(acc, Int32(lda), c + r.lowerBound * ldc, Int32(ldc), x + r.lowerBound * ldx, Int32(ldx),
+                                Int32(r.count), Int32(rank), Int32(width), alpha)
+        }
+    }
+
+    /// out (N, R) = alphaDots X Wr^T, Wr (R, width), and g (R, width) += alphaOuter C^T X, C (N, R), in one pass over
+    /// X (N, width): LoRA's backward g = s dY B and dB^T += s xa^T dY, which would otherwise each read dY.
+    public static func dotsOuter(out: UnsafeMutablePointer<Float>, ldo: Int, w: UnsafePointer<Float>, ldw: Int, alphaDots: Float,
+                                 g: UnsafeMutablePointer<Float>, ldg: Int, c: UnsafePointer<Float>, ldc: Int, alphaOuter: Float,
+                                 x: UnsafePointer<Float>, ldx: Int, rows: Int, rank: Int, width: Int, partials: UnsafeMutablePointer<Float>? = nil) {
+        rowSplit(rows: rows, rank: rank, width: width, g: g, ldg: ldg, partials: partials) { r, acc, lda in
+            sloth_lowrank_dots_outer(out + r.lowerBound * ldo, Int32(ldo), w, Int32(ldw), alphaDots, acc, Int32(lda),
+                                     c + r.lowerBound * ldc, Int32(ldc), alphaOuter, x + r.lowerBound * ldx, Int32(ldx),
+                                     Int32(r.count), Int32(rank), Int32(width))
+        }
+    }
+
+    /// Workers for a row-split sum over `rows` rows: one per 128 rows up to the thread count.
+    static func rowWorkers(_ rows: Int) -> Int { min(Parallel.threads, max(1, rows / 128)) }
+
+    /// Floats of `partials` the row-split sums need for (R, width) accumulators over `rows` rows.
+    public static func partialFloats(rows: Int, rank: Int, width: Int) -> Int { (rowWorkers(rows) - 1) * rank * width }
+
+    /// Runs `body(rows, accumulator, ld)` over contiguous row ranges in parallel: each worker streams its rows (one
+    /// contiguous run of memory, which the prefetchers follow) into its own (R, width) sum: the first worker's is g,
+    /// the others' are zeroed slices of `partials` (`partialFloats`; allocated here when nil), added into g after, in
+    /// worker order (the same sums for the same thread count).
+    static func rowSplit(rows: Int, rank: Int, width: Int, g: UnsafeMutablePointer<Float>, ldg: Int, partials: UnsafeMutablePointer<Float>?,
+                         _ body: (Range<Int>, UnsafeMutablePointer<Float>, Int) -> Void) {
+        let workers = rowWorkers(rows)
+        if workers <= 1 { body(0..<rows, g, ldg); return }
+        let size = rank * width
+        let owned = partials == nil ? UnsafeMutablePointer<Float>.allocate(capacity: (workers - 1) * size) : nil
+        defer { owned?.deallocate() }
+        let p = partials ?? owned!
+        Parallel.forEach(workers) { w in
+            let lo = rows * w / workers, hi = rows * (w + 1) / workers
+            if w == 0 { body(lo..<hi, g, ldg); return }
+            let acc = p + (w - 1) * size
+            acc.update(repeating: 0, count: size)
+            body(lo..<hi, acc, width)
+        }
+        for w in 1..<workers {
+            let acc = p + (w - 1) * size
+            for j in 0..<rank { for i in 0..<width { g[j * ldg + i] += acc[j * width + i] } }
         }
     }
 
