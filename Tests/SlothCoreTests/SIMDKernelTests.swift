@@ -129,17 +129,21 @@ func lowRankKernelsMatchReference(rows n: Int, rank r: Int, k: Int) {
             }
             #expect(maxRelDiff(y, wantY) < 1e-6, "update \(isa) mode \(mode) \(n)x\(r)x\(k)")
         }
-        // outer: gr (r, k) += alpha c^T x
-        var gr = g.array(r * ld)
-        var wantG = gr
-        LowRank.outer(g: &gr, ldg: ld, c: c, ldc: ldr, x: x, ldx: ld, rows: n, rank: r, width: k, alpha: alpha)
-        for j in 0..<r {
-            for i in 0..<k {
-                var s = 0.0
-                for t in 0..<n { s += Double(c[t * ldr + j]) * Double(x[t * ld + i]) }
-                wantG[j * ld + i] = Float(Double(wantG[j * ld + i]) + Double(alpha) * s)
+        // outer: gr (r, k) += alpha c^T x; the reference is start + scale c^T x in Double
+        func outerReference(_ start: [Float], _ scale: Float) -> [Float] {
+            var want = start
+            for j in 0..<r {
+                for i in 0..<k {
+                    var s = 0.0
+                    for t in 0..<n { s += Double(c[t * ldr + j]) * Double(x[t * ld + i]) }
+                    want[j * ld + i] = Float(Double(start[j * ld + i]) + Double(scale) * s)
+                }
             }
+            return want
         }
+        var gr = g.array(r * ld)
+        let wantG = outerReference(gr, alpha)
+        LowRank.outer(g: &gr, ldg: ld, c: c, ldc: ldr, x: x, ldx: ld, rows: n, rank: r, width: k, alpha: alpha)
         #expect(maxRelDiff(gr, wantG) < 1e-6, "outer \(isa) \(n)x\(r)x\(k)")
         // dotsOuter: out = alpha x w^T with gr += beta c^T x, one pass (row-split over workers at 300 rows)
         var out2 = [Float](repeating: 0, count: n * ldr), gr2 = gr
@@ -147,14 +151,7 @@ func lowRankKernelsMatchReference(rows n: Int, rank r: Int, k: Int) {
         LowRank.dotsOuter(out: &out2, ldo: ldr, w: w, ldw: ld, alphaDots: alpha, g: &gr2, ldg: ld, c: c, ldc: ldr, alphaOuter: beta,
                           x: x, ldx: ld, rows: n, rank: r, width: k)
         #expect(maxRelDiff(out2, want) < 1e-6, "dotsOuter dots \(isa) \(n)x\(r)x\(k)")
-        for j in 0..<r {
-            for i in 0..<k {
-                var s = 0.0
-                for t in 0..<n { s += Double(c[t * ldr + j]) * Double(x[t * ld + i]) }
-                wantG[j * ld + i] = Float(Double(gr[j * ld + i]) + Double(beta) * s)
-            }
-        }
-        #expect(maxRelDiff(gr2, wantG) < 1e-6, "dotsOuter outer \(isa) \(n)x\(r)x\(k)")
+        #expect(maxRelDiff(gr2, outerReference(gr, beta)) < 1e-6, "dotsOuter outer \(isa) \(n)x\(r)x\(k)")
     }
 }
 }
