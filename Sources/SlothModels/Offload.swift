@@ -64,7 +64,9 @@ public final class DiskTier: OffloadTier, @unchecked Sendable {
         }
         unlink(path)  // the file lives while the descriptor is open
     }
-    deinit { queue.sync {}; close(fd) }
+    // Every queued copy holds the tier, so none is pending here; the last one may be releasing it on `queue` itself,
+    // where a queue.sync drain would deadlock (libdispatch traps it: SIGILL, seen in a clean-clone CI run).
+    deinit { close(fd) }
     private func fail(_ slot: Int, _ msg: String) { copies.fail(slot, msg) }
 
     public func store(slot: Int, from source: UnsafePointer<Float>, count: Int) {
