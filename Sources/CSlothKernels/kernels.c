@@ -147,15 +147,6 @@ float sloth_softmax_block_row(float *x, int n, int first, int last, float *m, fl
 
 int sloth_kernels_level(void) { return isa(); }
 
-int sloth_cpu_vendor(void) {
-#ifdef X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_is("intel")) return 1;
-    if (__builtin_cpu_is("amd")) return 2;
-#endif
-    return 0;
-}
-
 const char *sloth_kernels_isa(void) {
     static const char *names[] = {"baseline (SSE2 / 4 lanes)", "AVX2+FMA (8 lanes)", "AVX-512 (16 lanes)"};
     return names[isa()];

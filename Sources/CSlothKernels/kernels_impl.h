@@ -10,7 +10,13 @@ typedef float NAME(vu) __attribute__((vector_size(W * 4), aligned(4)));
 
 INLINE VF NAME(load)(const float *p) { return *(const NAME(vu) *)p; }
 INLINE void NAME(store)(float *p, VF v) { *(NAME(vu) *)p = v; }
-INLINE VF NAME(splat)(float x) { return (VF){0} + x; }
+// Lane by lane, not (VF){0} + x: the compiler must keep that add (-0 + 0 is +0), which in the product kernels put a
+// scalar add and a register shuffle before every broadcast (a third of the FMA ports' slots); this is one broadcast load.
+INLINE VF NAME(splat)(float x) {
+    VF v;
+    for (int i = 0; i < W; i++) v[i] = x;
+    return v;
+}
 
 // Cephes expf (see kernels.c), lane-wise.
 INLINE VF NAME(vexp)(VF x) {

@@ -58,9 +58,6 @@ int sloth_flush_denormals(int on);
 /// The copy in use: 0 baseline, 1 AVX2+FMA, 2 AVX-512.
 int sloth_kernels_level(void);
 
-/// The CPU's vendor from cpuid: 1 Intel, 2 AMD, 0 other (or not x86).
-int sloth_cpu_vendor(void);
-
 /// Chooses the copy (0 baseline, 1 AVX2+FMA, 2 AVX-512; -1 the best this CPU runs), capped at what the CPU
 /// runs; returns the level before. For tests of every copy; not thread-safe against running kernels.
 int sloth_kernels_set_level(int level);

@@ -89,7 +89,8 @@ public enum Attention {
                                        threads: Int = Parallel.threads) -> Int {
         let Q = blockSize, tasks = batch * kvHeads * ((tokens + Q - 1) / Q)
         let workers = min(threads, max(tasks, 1)), M = heads / max(kvHeads, 1) * Q
-        let kv = batch * tokens * kvHeads * headDim, transposed = fastProducts ? (backward ? 2 : 1) * kv : 0
+        let kv = batch * tokens * kvHeads * headDim
+        let transposed = fastProducts ? (backward ? 2 : 1) * batch * kvHeads * headDim * transposedStride(tokens) : 0
         if !backward { return workers * (M * min(keyBlock, tokens) + 2 * M * headDim + 2 * M) + transposed }
         return workers * (2 * M * min(keyBlock, tokens) + 3 * M * headDim + M) + (workers - 1) * 2 * kv + transposed
     }
@@ -107,19 +108,25 @@ public enum Attention {
         }
     }
 
-    /// k or v (B*T, K*E) with each kv head's rows transposed: (B, K, E, T), so that Q K^T and dO V^T are plain
-    /// products for `product` (a BLAS multiplies by a transposed operand as fast, Sloth's kernel does not). Nil when
-    /// `product` is BLAS. The caller deallocates.
+    /// Row stride of `transposedHeads`: T rounded up to 16 floats, plus 16, so that consecutive rows start one cache
+    /// line apart within a page. With a stride of T itself (a multiple of 4 KiB at 1024, 2048, 8192 tokens) the E
+    /// rows a product walks all fall into the same L1 sets and evict each other (Intel Xeon, one thread, Q K^T at
+    /// 192 x 512 x 64: 72-76 GFLOP/s at stride 2048 against 87-97 at 2064).
+    static func transposedStride(_ tokens: Int) -> Int { (tokens + 15) / 16 * 16 + 16 }
+
+    /// k or v (B*T, K*E) with each kv head's rows transposed: (B, K, E, T) with rows `transposedStride` apart, so
+    /// that Q K^T and dO V^T are plain products for `product` (a BLAS multiplies by a transposed operand as fast,
+    /// Sloth's kernel does not). Nil when `product` is BLAS. The caller deallocates.
     static func transposedHeads(_ x: UnsafePointer<Float>, _ s: Shape) -> UnsafeMutablePointer<Float>? {
         guard fastProducts else { return nil }
-        let T = s.tokens, K = s.kvHeads, E = s.headDim
-        let out = UnsafeMutablePointer<Float>.allocate(capacity: s.batch * K * E * T)
+        let T = s.tokens, K = s.kvHeads, E = s.headDim, ld = transposedStride(T)
+        let out = UnsafeMutablePointer<Float>.allocate(capacity: s.batch * K * E * ld)
         Parallel.forRange(s.batch * K, minChunk: 1) { r in
             for bk in r {
-                let b = bk / K, h = bk % K, dst = out + bk * E * T
+                let b = bk / K, h = bk % K, dst = out + bk * E * ld
                 for t in 0..<T {
                     let src = x + (b * T + t) * K * E + h * E
-                    for e in 0..<E { dst[e * T + t] = src[e] }
+                    for e in 0..<E { dst[e * ld + t] = src[e] }
                 }
             }
         }
@@ -133,7 +140,8 @@ public enum Attention {
                        transposed xt: UnsafeMutablePointer<Float>?, b: Int, kvh: Int, k0: Int, nk: Int, alpha: Float, _ s: Shape) {
         let T = s.tokens, K = s.kvHeads, E = s.headDim
         if let xt {
-            product(c: S, ldc: nk, a: a, lda: E, transA: false, b: xt + (b * K + kvh) * E * T + k0, ldb: T, m: m, n: nk, k: E,
+            let ld = transposedStride(T)
+            product(c: S, ldc: nk, a: a, lda: E, transA: false, b: xt + (b * K + kvh) * E * ld + k0, ldb: ld, m: m, n: nk, k: E,
                     alpha: alpha, accumulate: false)
         } else {
             BLAS.sgemm(transA: false, transB: true, m: m, n: nk, k: E, alpha: alpha, a: a, lda: E, b: x + (b * T + k0) * K * E + kvh * E,
@@ -141,21 +149,16 @@ public enum Attention {
         }
     }
 
-    /// Whether attention's products run on Sloth's kernel (its AVX-512 copy) rather than BLAS. Chosen per CPU, not
-    /// timed at start-up, so the same machine always runs the same arithmetic (a resumed run stays bit-identical):
-    /// on AMD's AVX-512 cores (Zen 4, Zen 5) Sloth's kernel is faster at these shapes than OpenBLAS (Zen 4, one
-    /// thread, alternated best-of-30: P V 106 vs 90 GFLOP/s, Q K^T on transposed K 99 vs 81); on Intel's
-    /// (Xeon, SkylakeX kernels) OpenBLAS is (P V 111 vs 105, Q K^T 119 vs 102-107); the AVX2 and baseline copies
-    /// are slower than BLAS everywhere. `SLOTH_ATTENTION_PRODUCTS=sloth|blas` overrides it (AVX-512 needed for sloth).
+    /// Whether attention's products run on Sloth's kernel (its AVX-512 copy) rather than BLAS. Fixed per build and
+    /// CPU, never timed at start-up, so the same machine always runs the same arithmetic (a resumed run stays
+    /// bit-identical). With AVX-512 Sloth's kernel is faster at these shapes than OpenBLAS's SkylakeX kernels on the
+    /// Intel Xeon and AMD Zen 4 / Zen 5 hosts measured (Xeon, one thread, alternated best-of-40: P V 87 vs 79 GFLOP/s,
+    /// dS^T Q 85-93 vs 79, Q K^T on the padded transposed K 95-97 vs 72-74; whole attention 13-18% faster); the AVX2
+    /// and baseline copies are slower than BLAS everywhere. `SLOTH_ATTENTION_PRODUCTS=sloth|blas` overrides it
+    /// (AVX-512 needed for sloth).
     static var fastProducts: Bool { sloth_kernels_level() == 2 && prefersSlothProducts }
 
-    nonisolated(unsafe) static var prefersSlothProducts: Bool = {
-        switch ProcessInfo.processInfo.environment["SLOTH_ATTENTION_PRODUCTS"] {
-        case "sloth": return true
-        case "blas": return false
-        default: return sloth_cpu_vendor() != 1
-        }
-    }()
+    nonisolated(unsafe) static var prefersSlothProducts: Bool = ProcessInfo.processInfo.environment["SLOTH_ATTENTION_PRODUCTS"] != "blas"
 
     /// Task `task` = (row b, kv head, query block q0..<q1) and lo, the first key any of its rows sees.
     @inline(__always)
