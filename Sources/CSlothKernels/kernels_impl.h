@@ -31,10 +31,16 @@ INLINE VF NAME(vexp)(VF x) {
     p = p * r + NAME(splat)(P4);
     p = p * r + NAME(splat)(P5);
     p = p * r * r + r + NAME(splat)(1.0f);
+#if W == 16
+    // p * 2^n in one instruction (vscalefps) instead of convert, shift, add and multiply; the same value for the
+    // clamped range's n in [-126, 127].
+    return __builtin_ia32_scalefps512_mask(p, n, p, (unsigned short)0xFFFF, 4 /* _MM_FROUND_CUR_DIRECTION */);
+#else
     VI e = (__builtin_convertvector(n, VI) + 127) << 23;
     VF scale;
     memcpy(&scale, &e, sizeof scale);
     return p * scale;
+#endif
 }
 
 INLINE float NAME(hmax)(VF v) { float m = v[0]; for (int i = 1; i < W; i++) m = v[i] > m ? v[i] : m; return m; }
@@ -44,9 +50,16 @@ INLINE float NAME(range_max)(const float *x, int lo, int hi) {
     float m = -INFINITY;
     int j = lo;
     if (hi - lo >= W) {
-        VF vm = NAME(load)(x + j);
-        for (j += W; j + W <= hi; j += W) vm = __builtin_elementwise_max(vm, NAME(load)(x + j));
-        m = NAME(hmax)(vm);
+        // Four running maxima: one chain waits out max's latency (and its NaN check) on every vector.
+        VF v0 = NAME(load)(x + j), v1 = v0, v2 = v0, v3 = v0;
+        for (j += W; j + 4 * W <= hi; j += 4 * W) {
+            v0 = __builtin_elementwise_max(v0, NAME(load)(x + j));
+            v1 = __builtin_elementwise_max(v1, NAME(load)(x + j + W));
+            v2 = __builtin_elementwise_max(v2, NAME(load)(x + j + 2 * W));
+            v3 = __builtin_elementwise_max(v3, NAME(load)(x + j + 3 * W));
+        }
+        for (; j + W <= hi; j += W) v0 = __builtin_elementwise_max(v0, NAME(load)(x + j));
+        m = NAME(hmax)(__builtin_elementwise_max(__builtin_elementwise_max(v0, v1), __builtin_elementwise_max(v2, v3)));
     }
     for (; j < hi; j++) m = x[j] > m ? x[j] : m;
     return m;
