@@ -147,6 +147,8 @@ float sloth_softmax_block_row(float *x, int n, int first, int last, float *m, fl
 
 int sloth_kernels_level(void) { return isa(); }
 
+long sloth_claim(long *counter) { return __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED); }
+
 const char *sloth_kernels_isa(void) {
     static const char *names[] = {"baseline (SSE2 / 4 lanes)", "AVX2+FMA (8 lanes)", "AVX-512 (16 lanes)"};
     return names[isa()];

@@ -92,6 +92,25 @@ func attentionBackwardMatchesNumeric(b: Int, t: Int, h: Int, kv: Int, e: Int, wi
 /// Attention's two product paths (Sloth's AVX-512 kernel on transposed K / V, and BLAS), each chosen per CPU,
 /// give the same forward (against the reference) and the same gradients (against each other) on the CPU at hand,
 /// with several key blocks, GQA, a window and packed segments.
+/// Workers claim attention's tasks (forward) and groups of query blocks (backward) as they come free, so which worker
+/// runs what changes from call to call; each class of query blocks adds into its own dK, dV, summed in a fixed order,
+/// so the results must not change: repeated calls give the same bits.
+@Test func attentionIsDeterministicUnderDynamicScheduling() {
+    var r = Rand(4242)
+    let (b, t, h, kv, e) = (2, 520, 6, 2, 16)
+    let n = b * t
+    let q = r.array(n * h * e), k = r.array(n * kv * e), v = r.array(n * kv * e), w = r.array(n * h * e)
+    let s = Attention.Shape(batch: b, tokens: t, heads: h, kvHeads: kv, headDim: e, scale: 0.25)
+    var first: [Float]? = nil
+    for _ in 0..<6 {
+        let (out, lse) = runAttention(q, k, v, s)
+        var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
+        Attention.backward(dq: &dq, dk: &dk, dv: &dv, dOut: w, q: q, k: k, v: v, out: out, lse: lse, shape: s)
+        let all = out + lse + dq + dk + dv
+        if let first { #expect(all.elementsEqual(first, by: { $0.bitPattern == $1.bitPattern })) } else { first = all }
+    }
+}
+
 @Test func attentionProductPathsAgree() {
     guard sloth_kernels_level() == 2 else {
         print("attention product paths: this CPU has no AVX-512, only the BLAS path runs (covered by the other tests)")

@@ -55,6 +55,9 @@ void sloth_lowrank_dots_outer(float *out, int ldo, const float *wr, int ldw, flo
 /// microcode assist per denormal operand on Intel CPUs; their contribution is below fp32's resolution of the sums.
 int sloth_flush_denormals(int on);
 
+/// Returns *counter and adds 1 to it, atomically: workers claiming the next task of a shared list.
+long sloth_claim(long *counter);
+
 /// The copy in use: 0 baseline, 1 AVX2+FMA, 2 AVX-512.
 int sloth_kernels_level(void);
 

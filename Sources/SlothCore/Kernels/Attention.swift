@@ -92,7 +92,8 @@ public enum Attention {
         let kv = batch * tokens * kvHeads * headDim
         let transposed = fastProducts ? (backward ? 2 : 1) * batch * kvHeads * headDim * transposedStride(tokens) : 0
         if !backward { return workers * (M * min(keyBlock, tokens) + 2 * M * headDim + 2 * M) + transposed }
-        return workers * (2 * M * min(keyBlock, tokens) + 3 * M * headDim + M) + (workers - 1) * 2 * kv + transposed
+        let parities = backwardParities(blocks: (tokens + Q - 1) / Q)
+        return workers * (2 * M * min(keyBlock, tokens) + 3 * M * headDim + M) + (parities - 1) * 2 * kv + transposed
     }
 
     /// Single-threaded C (m x n) (+)= alpha op(A) B with n the head dimension: Sloth's register-blocked kernel on
@@ -160,6 +161,13 @@ public enum Attention {
 
     nonisolated(unsafe) static var prefersSlothProducts: Bool = ProcessInfo.processInfo.environment["SLOTH_ATTENTION_PRODUCTS"] != "blas"
 
+    /// Backward's query blocks of a kv head fall into this many classes (block index mod the count); each class adds
+    /// into its own dK, dV (the first into dk, dv), summed in class order at the end. A (row, kv head, class) group is
+    /// claimed by whichever worker is free and runs its blocks in order, so the sums, and the results, never depend
+    /// on which worker ran what or how many there are, while a worker on a faster core takes more groups (the two
+    /// vCPUs of a shared host ran the same product at 100 and 135 GFLOP/s in the same minute).
+    static func backwardParities(blocks: Int) -> Int { max(1, min(4, blocks)) }
+
     /// Task `task` = (row b, kv head, query block q0..<q1) and lo, the first key any of its rows sees.
     @inline(__always)
     static func block(_ task: Int, blocks: Int, _ s: Shape, segStart: UnsafePointer<Int32>?) -> (b: Int, kvh: Int, q0: Int, q1: Int, lo: Int) {
@@ -203,15 +211,23 @@ public enum Attention {
         let workers = min(Parallel.threads, max(tasks, 1))
         let kt = transposedHeads(k, s)
         defer { kt?.deallocate() }
+        let next = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+        next.pointee = 0
+        defer { next.deallocate() }
+        let rows = s.batch * K
         starts.withUnsafeBufferPointerOrNil { segStart in
             BLAS.singleThreaded {
-                // Interleaved tasks: causal blocks of every length reach each worker.
-                Parallel.forEach(workers, flushingDenormals: true) { w in
+                // Each worker claims the next task when it is free, the last query blocks (the most keys) first, so
+                // a faster core takes more of them; every task writes only its own rows.
+                Parallel.forEach(workers, flushingDenormals: true) { _ in
                     let KB = min(keyBlock, T)
                     let S = UnsafeMutablePointer<Float>.allocate(capacity: G * Q * (KB + 2 * E + 2))
                     defer { S.deallocate() }
                     let qs = S + G * Q * KB, os = qs + G * Q * E, mx = os + G * Q * E, l = mx + G * Q
-                    for task in stride(from: w, to: tasks, by: workers) {
+                    while true {
+                        let i = sloth_claim(next)
+                        if i >= tasks { break }
+                        let task = i % rows * blocks + (blocks - 1 - i / rows)
                         let (b, kvh, q0, q1, lo) = block(task, blocks: blocks, s, segStart: segStart)
                         let nq = q1 - q0, M = G * nq
                         gather(qs, q, b: b, kvh: kvh, q0: q0, nq: nq, s)
@@ -252,9 +268,9 @@ public enum Attention {
         }
     }
 
-    /// dq, dk and dv are assigned. Tasks (a query block of a kv head's group) are spread over the workers
-    /// (interleaved, so causal blocks of every length reach each); each worker owns the dQ rows of its blocks and
-    /// adds into its own dK, dV (the first worker into dk, dv), summed at the end.
+    /// dq, dk and dv are assigned. Tasks (a query block of a kv head's group) run in groups of one row, one kv head
+    /// and one class of query blocks (`backwardParities`), claimed by free workers; a task owns the dQ rows of its
+    /// block, and its group's class adds into that class's dK, dV (the first class into dk, dv), summed at the end.
     public static func backward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
                                 dOut: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                                 out: UnsafePointer<Float>, lse: UnsafePointer<Float>, shape s: Shape) {
@@ -264,27 +280,33 @@ public enum Attention {
         let G = H / K
         let Q = blockSize, blocks = (T + Q - 1) / Q
         let starts = segmentStarts(s)
-        let tasks = s.batch * K * blocks
-        let workers = min(Parallel.threads, max(tasks, 1))
+        let parities = backwardParities(blocks: blocks), groups = s.batch * K * parities
+        let workers = min(Parallel.threads, groups)
         let kvCount = s.batch * T * K * E
-        let extra = UnsafeMutablePointer<Float>.allocate(capacity: max(1, (workers - 1) * 2 * kvCount))
+        let extra = UnsafeMutablePointer<Float>.allocate(capacity: max(1, (parities - 1) * 2 * kvCount))
         defer { extra.deallocate() }
         dk.update(repeating: 0, count: kvCount)
         dv.update(repeating: 0, count: kvCount)
-        extra.update(repeating: 0, count: (workers - 1) * 2 * kvCount)
+        extra.update(repeating: 0, count: (parities - 1) * 2 * kvCount)
         let kt = transposedHeads(k, s), vt = transposedHeads(v, s)
         defer { kt?.deallocate(); vt?.deallocate() }
+        let next = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+        next.pointee = 0
+        defer { next.deallocate() }
         starts.withUnsafeBufferPointerOrNil { segStart in
             BLAS.singleThreaded {
-                Parallel.forEach(workers, flushingDenormals: true) { w in
-                    let dkw = w == 0 ? dk : extra + (w - 1) * 2 * kvCount, dvw = w == 0 ? dv : dkw + kvCount
+                Parallel.forEach(workers, flushingDenormals: true) { _ in
                     let KB = min(keyBlock, T)
                     let P = UnsafeMutablePointer<Float>.allocate(capacity: G * Q * (2 * KB + 3 * E + 1))
                     defer { P.deallocate() }
                     let dP = P + G * Q * KB, qs = dP + G * Q * KB, dos = qs + G * Q * E, dqs = dos + G * Q * E, D = dqs + G * Q * E
-                    var task = w
-                    while task < tasks {
-                        defer { task += workers }
+                    var group = sloth_claim(next), qb = group % parities
+                    while group < groups {
+                        let parity = group % parities, rowHead = group / parities
+                        let task = rowHead * blocks + qb
+                        qb += parities
+                        if qb >= blocks { group = sloth_claim(next); qb = group % parities }
+                        let dkw = parity == 0 ? dk : extra + (parity - 1) * 2 * kvCount, dvw = parity == 0 ? dv : dkw + kvCount
                         let (b, kvh, q0, q1, lo) = block(task, blocks: blocks, s, segStart: segStart)
                         let nq = q1 - q0, M = G * nq
                         gather(qs, q, b: b, kvh: kvh, q0: q0, nq: nq, s)
@@ -329,10 +351,10 @@ public enum Attention {
                 }
             }
         }
-        if workers > 1 {
+        if parities > 1 {
             Parallel.forRange(kvCount, minChunk: 1 << 14) { r in
-                for w in 1..<workers {
-                    let dkw = extra + (w - 1) * 2 * kvCount, dvw = dkw + kvCount
+                for p in 1..<parities {
+                    let dkw = extra + (p - 1) * 2 * kvCount, dvw = dkw + kvCount
                     for i in r { dk[i] += dkw[i]; dv[i] += dvw[i] }
                 }
             }
