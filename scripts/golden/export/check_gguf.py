@@ -50,8 +50,21 @@ def llama_logits(path, data, lora=None):
     from llama_cpp import Llama
     n_ctx = max(len(x) for x in data) + 8
     kw = dict(lora_path=lora) if lora else {}
-    llm = Llama(model_path=path, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx, logits_all=True, type_k=0, type_v=0,
-                n_threads=2, verbose=False, **kw)
+    # llama.cpp's extra CPU buffer types (AMX, REPACK) off: on a Xeon whose cpuid has AMX, the pinned build's AMX
+    # matmul faults on `ldtilecfg` (SIGSEGV, every quantized file; seen in a CI run). The plain CPU kernels read the
+    # file's own blocks, which is what this check is about. Llama() takes no such argument, so its defaults are wrapped.
+    import llama_cpp.llama as L
+    defaults = L.llama_cpp.llama_model_default_params
+    def without_extra_buffers():
+        p = defaults()
+        p.use_extra_bufts = False
+        return p
+    L.llama_cpp.llama_model_default_params = without_extra_buffers
+    try:
+        llm = Llama(model_path=path, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx, logits_all=True, type_k=0, type_v=0,
+                    n_threads=2, verbose=False, **kw)
+    finally:
+        L.llama_cpp.llama_model_default_params = defaults
     out = []
     for ids in data:
         llm.reset()
