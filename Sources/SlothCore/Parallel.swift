@@ -37,4 +37,21 @@ public enum Parallel {
         if count == 1 || threads == 1 { for i in 0..<count { run(i) }; return }
         DispatchQueue.concurrentPerform(iterations: count, execute: run)
     }
+
+    /// Work stealing over 0..<count: `worker` runs once on each of min(threads, count) threads and takes indices with
+    /// `claim()` (the next unclaimed one, nil when none is left), so a faster core takes more of them. What a worker
+    /// sets up before its first claim (scratch) is allocated once per thread. Which thread ran an index varies from run
+    /// to run: each index must write only its own outputs.
+    public static func claiming(_ count: Int, flushingDenormals: Bool = false, _ worker: (_ claim: () -> Int?) -> Void) {
+        if count <= 0 { return }
+        let next = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+        next.initialize(to: 0)
+        defer { next.deallocate() }
+        forEach(min(threads, count), flushingDenormals: flushingDenormals) { _ in
+            worker {
+                let i = sloth_claim(next)
+                return i < count ? i : nil
+            }
+        }
+    }
 }

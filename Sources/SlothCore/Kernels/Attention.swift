@@ -87,12 +87,15 @@ public enum Attention {
     /// transposed K (and in backward V) of `transposedHeads`.
     public static func workspaceFloats(batch: Int, tokens: Int, heads: Int, kvHeads: Int, headDim: Int, backward: Bool,
                                        threads: Int = Parallel.threads) -> Int {
-        let Q = blockSize, tasks = batch * kvHeads * ((tokens + Q - 1) / Q)
-        let workers = min(threads, max(tasks, 1)), M = heads / max(kvHeads, 1) * Q
+        // As many scratch buffers as forward's tasks (backward's groups) have workers (`Parallel.claiming`).
+        let Q = blockSize, blocks = (tokens + Q - 1) / Q, M = heads / max(kvHeads, 1) * Q
         let kv = batch * tokens * kvHeads * headDim
         let transposed = fastProducts ? (backward ? 2 : 1) * batch * kvHeads * headDim * transposedStride(tokens) : 0
-        if !backward { return workers * (M * min(keyBlock, tokens) + 2 * M * headDim + 2 * M) + transposed }
-        let parities = backwardParities(blocks: (tokens + Q - 1) / Q)
+        if !backward {
+            let workers = min(threads, max(batch * kvHeads * blocks, 1))
+            return workers * (M * min(keyBlock, tokens) + 2 * M * headDim + 2 * M) + transposed
+        }
+        let parities = backwardParities(blocks: blocks), workers = min(threads, max(batch * kvHeads * parities, 1))
         return workers * (2 * M * min(keyBlock, tokens) + 3 * M * headDim + M) + (parities - 1) * 2 * kv + transposed
     }
 
@@ -208,25 +211,19 @@ public enum Attention {
         let Q = blockSize, blocks = (T + Q - 1) / Q
         let starts = segmentStarts(s)
         let tasks = s.batch * K * blocks
-        let workers = min(Parallel.threads, max(tasks, 1))
         let kt = transposedHeads(k, s)
         defer { kt?.deallocate() }
-        let next = UnsafeMutablePointer<Int>.allocate(capacity: 1)
-        next.pointee = 0
-        defer { next.deallocate() }
         let rows = s.batch * K
         starts.withUnsafeBufferPointerOrNil { segStart in
             BLAS.singleThreaded {
-                // Each worker claims the next task when it is free, the last query blocks (the most keys) first, so
-                // a faster core takes more of them; every task writes only its own rows.
-                Parallel.forEach(workers, flushingDenormals: true) { _ in
+                // Workers claim tasks as they come free, the last query blocks (the most keys) first; every task
+                // writes only its own rows.
+                Parallel.claiming(tasks, flushingDenormals: true) { claim in
                     let KB = min(keyBlock, T)
                     let S = UnsafeMutablePointer<Float>.allocate(capacity: G * Q * (KB + 2 * E + 2))
                     defer { S.deallocate() }
                     let qs = S + G * Q * KB, os = qs + G * Q * E, mx = os + G * Q * E, l = mx + G * Q
-                    while true {
-                        let i = sloth_claim(next)
-                        if i >= tasks { break }
+                    while let i = claim() {
                         let task = i % rows * blocks + (blocks - 1 - i / rows)
                         let (b, kvh, q0, q1, lo) = block(task, blocks: blocks, s, segStart: segStart)
                         let nq = q1 - q0, M = G * nq
@@ -281,7 +278,6 @@ public enum Attention {
         let Q = blockSize, blocks = (T + Q - 1) / Q
         let starts = segmentStarts(s)
         let parities = backwardParities(blocks: blocks), groups = s.batch * K * parities
-        let workers = min(Parallel.threads, groups)
         let kvCount = s.batch * T * K * E
         let extra = UnsafeMutablePointer<Float>.allocate(capacity: max(1, (parities - 1) * 2 * kvCount))
         defer { extra.deallocate() }
@@ -290,63 +286,59 @@ public enum Attention {
         extra.update(repeating: 0, count: (parities - 1) * 2 * kvCount)
         let kt = transposedHeads(k, s), vt = transposedHeads(v, s)
         defer { kt?.deallocate(); vt?.deallocate() }
-        let next = UnsafeMutablePointer<Int>.allocate(capacity: 1)
-        next.pointee = 0
-        defer { next.deallocate() }
         starts.withUnsafeBufferPointerOrNil { segStart in
             BLAS.singleThreaded {
-                Parallel.forEach(workers, flushingDenormals: true) { _ in
+                Parallel.claiming(groups, flushingDenormals: true) { claim in
                     let KB = min(keyBlock, T)
                     let P = UnsafeMutablePointer<Float>.allocate(capacity: G * Q * (2 * KB + 3 * E + 1))
                     defer { P.deallocate() }
                     let dP = P + G * Q * KB, qs = dP + G * Q * KB, dos = qs + G * Q * E, dqs = dos + G * Q * E, D = dqs + G * Q * E
-                    var group = sloth_claim(next), qb = group % parities
-                    while group < groups {
+                    while let group = claim() {
                         let parity = group % parities, rowHead = group / parities
-                        let task = rowHead * blocks + qb
-                        qb += parities
-                        if qb >= blocks { group = sloth_claim(next); qb = group % parities }
                         let dkw = parity == 0 ? dk : extra + (parity - 1) * 2 * kvCount, dvw = parity == 0 ? dv : dkw + kvCount
-                        let (b, kvh, q0, q1, lo) = block(task, blocks: blocks, s, segStart: segStart)
-                        let nq = q1 - q0, M = G * nq
-                        gather(qs, q, b: b, kvh: kvh, q0: q0, nq: nq, s)
-                        gather(dos, dOut, b: b, kvh: kvh, q0: q0, nq: nq, s)
-                        for g in 0..<G {
-                            for r in 0..<nq {
-                                let o = out + (b * T + q0 + r) * H * E + (kvh * G + g) * E, gr = dos + (g * nq + r) * E
-                                var d: Float = 0
-                                for e in 0..<E { d += o[e] * gr[e] }
-                                D[g * nq + r] = d
-                            }
-                        }
-                        // Keys in blocks of KB: P and dP of a block stay in cache; with the saved logsumexp the
-                        // blocks are independent (dQ accumulates over them).
-                        var k0 = lo
-                        while k0 < q1 {
-                            let nk = min(KB, q1 - k0)
-                            defer { k0 += nk }
-                            let kOff = (b * T + k0) * K * E + kvh * E
-                            scores(P, qs, m: M, x: k, transposed: kt, b: b, kvh: kvh, k0: k0, nk: nk, alpha: s.scale, s)
-                            scores(dP, dos, m: M, x: v, transposed: vt, b: b, kvh: kvh, k0: k0, nk: nk, alpha: 1, s)
-                            for r in 0..<nq {
-                                let i = q0 + r
-                                let first = max(firstKey(i, row: b, s, segmentStart: segStart), k0) - k0, last = min(i, k0 + nk - 1) - k0
-                                for g in 0..<G {
-                                    let row = g * nq + r
-                                    if first > last {
-                                        (P + row * nk).update(repeating: 0, count: nk); (dP + row * nk).update(repeating: 0, count: nk)
-                                    } else {
-                                        sloth_softmax_grad_row(P + row * nk, dP + row * nk, Int32(nk), Int32(first), Int32(last),
-                                                               lse[(b * H + kvh * G + g) * T + i], D[row])
-                                    }
+                        for qb in stride(from: parity, to: blocks, by: parities) {
+                            let task = rowHead * blocks + qb
+                            let (b, kvh, q0, q1, lo) = block(task, blocks: blocks, s, segStart: segStart)
+                            let nq = q1 - q0, M = G * nq
+                            gather(qs, q, b: b, kvh: kvh, q0: q0, nq: nq, s)
+                            gather(dos, dOut, b: b, kvh: kvh, q0: q0, nq: nq, s)
+                            for g in 0..<G {
+                                for r in 0..<nq {
+                                    let o = out + (b * T + q0 + r) * H * E + (kvh * G + g) * E, gr = dos + (g * nq + r) * E
+                                    var d: Float = 0
+                                    for e in 0..<E { d += o[e] * gr[e] }
+                                    D[g * nq + r] = d
                                 }
                             }
-                            // dQ += scale * dS K ; dK += scale * dS^T Q ; dV += P^T dO (the group's heads summed by the products)
-                            product(c: dqs, ldc: E, a: dP, lda: nk, transA: false, b: k + kOff, ldb: K * E, m: M, n: E, k: nk, alpha: s.scale, accumulate: k0 > lo)
-                            product(c: dkw + kOff, ldc: K * E, a: dP, lda: nk, transA: true, b: qs, ldb: E, m: nk, n: E, k: M, alpha: s.scale, accumulate: true)
-                            product(c: dvw + kOff, ldc: K * E, a: P, lda: nk, transA: true, b: dos, ldb: E, m: nk, n: E, k: M, alpha: 1, accumulate: true)
+                            // Keys in blocks of KB: P and dP of a block stay in cache; with the saved logsumexp the
+                            // blocks are independent (dQ accumulates over them).
+                            var k0 = lo
+                            while k0 < q1 {
+                                let nk = min(KB, q1 - k0)
+                                defer { k0 += nk }
+                                let kOff = (b * T + k0) * K * E + kvh * E
+                                scores(P, qs, m: M, x: k, transposed: kt, b: b, kvh: kvh, k0: k0, nk: nk, alpha: s.scale, s)
+                                scores(dP, dos, m: M, x: v, transposed: vt, b: b, kvh: kvh, k0: k0, nk: nk, alpha: 1, s)
+                                for r in 0..<nq {
+                                    let i = q0 + r
+                                    let first = max(firstKey(i, row: b, s, segmentStart: segStart), k0) - k0, last = min(i, k0 + nk - 1) - k0
+                                    for g in 0..<G {
+                                        let row = g * nq + r
+                                        if first > last {
+                                            (P + row * nk).update(repeating: 0, count: nk); (dP + row * nk).update(repeating: 0, count: nk)
+                                        } else {
+                                            sloth_softmax_grad_row(P + row * nk, dP + row * nk, Int32(nk), Int32(first), Int32(last),
+                                                                   lse[(b * H + kvh * G + g) * T + i], D[row])
+                                        }
+                                    }
+                                }
+                                // dQ += scale * dS K ; dK += scale * dS^T Q ; dV += P^T dO (the group's heads summed by the products)
+                                product(c: dqs, ldc: E, a: dP, lda: nk, transA: false, b: k + kOff, ldb: K * E, m: M, n: E, k: nk, alpha: s.scale, accumulate: k0 > lo)
+                                product(c: dkw + kOff, ldc: K * E, a: dP, lda: nk, transA: true, b: qs, ldb: E, m: nk, n: E, k: M, alpha: s.scale, accumulate: true)
+                                product(c: dvw + kOff, ldc: K * E, a: P, lda: nk, transA: true, b: dos, ldb: E, m: nk, n: E, k: M, alpha: 1, accumulate: true)
+                            }
+                            scatter(dq, dqs, b: b, kvh: kvh, q0: q0, nq: nq, s)
                         }
-                        scatter(dq, dqs, b: b, kvh: kvh, q0: q0, nq: nq, s)
                     }
                 }
             }
