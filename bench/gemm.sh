@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # OpenBLAS (its AVX2 Haswell kernels, which this machine's environment forces, and its AVX-512 SkylakeX kernels)
-# against BLIS (Debian's libblis4-pthread: auto-detected, skx and zen3 kernels) at the bench model's GEMM shapes.
+# against BLIS (Debian's libblis4-pthread: auto-detected, skx and zen3 kernels) at the bench model's GEMM shapes,
+# and PyTorch's own GEMM (MKL; what transformers + PEFT runs on) when torch is installed.
 # Results: bench/results/gemm-*.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,7 @@ if [ -f $BLIS ]; then
     if [ $arch = auto ]; then env -u BLIS_ARCH_TYPE .cache/bench/gemm $BLIS $T; else BLIS_ARCH_TYPE=$arch .cache/bench/gemm $BLIS $T; fi
   done
 fi
+if python3 -c "import torch" 2>/dev/null; then python3 bench/gemm_torch.py $T 2; fi
 echo '```'
 } | tee $OUT
 echo "written to $OUT"
