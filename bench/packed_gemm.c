@@ -3,11 +3,12 @@
 // B' is packed once per product into 64-column slivers of KC rows ([N/64][K][64], zero-padded), A into 6-row slivers
 // of each MC x KC block ([MC/6][KC][6]); the 6 x 64 register block keeps its B sliver (KC x 64 = 32 KiB) in L1
 // across the A slivers and the A block (MC x KC) in L2 across the B slivers.
-// Status (stop 18, measured only while a CI run held both cores, so every figure is a share of a busy core):
-// results agree with OpenBLAS to ~1e-5 at every shape; speed 70-100% of OpenBLAS single-threaded in alternated
-// best-of-6 runs, a little better with B packed ahead (-DPACKEACH=0, as frozen weights could be, once per run).
-// Not used by Sloth yet. Next, on an idle machine: software prefetch of the next B sliver, KC / MC sweep, the
-// transposed pack in 16 x 16 tiles, two workers sharing one packed B.
+// Status (stop 18): results agree with OpenBLAS to ~1e-5 at every shape. Idle machine, one thread pinned to cpu 1,
+// alternated best-of-6, mean over the 8 decoder shapes (OpenBLAS / packed, GFLOP/s; -DKC= -DMC= override):
+// KC 128: MC 96 91.2 / 82.5, MC 240 90.2 / 79.1, MC 480 76.8 / 65.6; KC 256: MC 96 90.3 / 84.0, MC 240 95.1 / 84.2,
+// MC 480 75.2 / 70.2. So 88-93% of OpenBLAS: not faster yet, and not used by Sloth. Slowest at N or K = 1536.
+// Next: software prefetch of the next B sliver and C tile, the transposed pack in 16 x 16 tiles, B packed once per
+// run for frozen weights (-DPACKEACH=0 measures that), two workers sharing one packed B.
 // Build: clang -O3 -mavx512f -mavx512dq -mavx512bw -mavx512vl -mfma bench/packed_gemm.c -o /tmp/pg -ldl
 #include <dlfcn.h>
 #include <math.h>
@@ -19,8 +20,12 @@ typedef float vf __attribute__((vector_size(64)));
 typedef float vu __attribute__((vector_size(64), aligned(4)));
 #define MR 6
 #define NR 64
+#ifndef KC
 #define KC 128
+#endif
+#ifndef MC
 #define MC 240
+#endif
 #ifndef PACKEACH
 #define PACKEACH 1
 #endif
