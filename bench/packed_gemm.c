@@ -6,7 +6,10 @@
 // Status (stop 18): results agree with OpenBLAS to ~1e-5 at every shape. Idle machine, one thread pinned to cpu 1,
 // alternated best-of-6, mean over the 8 decoder shapes (OpenBLAS / packed, GFLOP/s; -DKC= -DMC= override):
 // KC 128: MC 96 91.2 / 82.5, MC 240 90.2 / 79.1, MC 480 76.8 / 65.6; KC 256: MC 96 90.3 / 84.0, MC 240 95.1 / 84.2,
-// MC 480 75.2 / 70.2. So 88-93% of OpenBLAS: not faster yet, and not used by Sloth. Slowest at N or K = 1536.
+// MC 480 75.2 / 70.2: 88-93% of OpenBLAS, because each KC block reads and rewrites all of C (4.7 MB, out of cache).
+// With the whole K in one block (KC 1536, so C is written once; A block 96 x K and the B sliver K x 64 in L2):
+// MC 48 84.7 / 86.6, MC 96 102.7 / 103.1, MC 192 112.0 / 108.3; shape by shape at MC 96, two runs, packed ran
+// 0.92-1.15x OpenBLAS (86-114 GFLOP/s). The defaults are now KC 1536, MC 96: on par, not faster; not used by Sloth.
 // Next: software prefetch of the next B sliver and C tile, the transposed pack in 16 x 16 tiles, B packed once per
 // run for frozen weights (-DPACKEACH=0 measures that), two workers sharing one packed B.
 // Build: clang -O3 -mavx512f -mavx512dq -mavx512bw -mavx512vl -mfma bench/packed_gemm.c -o /tmp/pg -ldl
@@ -21,10 +24,10 @@ typedef float vu __attribute__((vector_size(64), aligned(4)));
 #define MR 6
 #define NR 64
 #ifndef KC
-#define KC 128
+#define KC 1536
 #endif
 #ifndef MC
-#define MC 240
+#define MC 96
 #endif
 #ifndef PACKEACH
 #define PACKEACH 1
