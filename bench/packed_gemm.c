@@ -1,8 +1,8 @@
 // Prototype: a packed, cache-blocked single-precision product for the frozen linears' shapes, against OpenBLAS on
 // one thread. C (M x N) = A (M x K, row-major) B', B' = W^T (forward: W is N x K) or W (backward: W is K x N).
-// B' is packed once per product into 64-column slivers of KC rows ([N/64][K][64], zero-padded), A into 6-row slivers
-// of each MC x KC block ([MC/6][KC][6]); the 6 x 64 register block keeps its B sliver (KC x 64 = 32 KiB) in L1
-// across the A slivers and the A block (MC x KC) in L2 across the B slivers.
+// B' is packed once per product into 64-column slivers ([N/64][K][64], zero-padded), A into 6-row slivers of each
+// MC x KC block ([MC/6][KC][6]); the 6 x 64 register block (the same block as sloth_gemm in
+// Sources/CSlothKernels/kernels_impl.h) reuses the A block (MC x KC, in L2) across the B slivers.
 // Status (stop 18): results agree with OpenBLAS to ~1e-5 at every shape. Idle machine, one thread pinned to cpu 1,
 // alternated best-of-6, mean over the 8 decoder shapes (OpenBLAS / packed, GFLOP/s; -DKC= -DMC= override):
 // KC 128: MC 96 91.2 / 82.5, MC 240 90.2 / 79.1, MC 480 76.8 / 65.6; KC 256: MC 96 90.3 / 84.0, MC 240 95.1 / 84.2,
@@ -12,12 +12,12 @@
 // 0.92-1.15x OpenBLAS (86-114 GFLOP/s). The defaults are now KC 1536, MC 96: on par, not faster; not used by Sloth.
 // Next: software prefetch of the next B sliver and C tile, the transposed pack in 16 x 16 tiles, B packed once per
 // run for frozen weights (-DPACKEACH=0 measures that), two workers sharing one packed B.
-// Build: clang -O3 -mavx512f -mavx512dq -mavx512bw -mavx512vl -mfma bench/packed_gemm.c -o /tmp/pg -ldl
+// Build: clang -O3 -mavx512f -mavx512dq -mavx512bw -mavx512vl -mfma bench/packed_gemm.c -o /tmp/pg -ldl -lm
+// Run: OPENBLAS_CORETYPE=SkylakeX taskset -c 1 /tmp/pg [ROWS]
 #include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 typedef float vf __attribute__((vector_size(64)));
 typedef float vu __attribute__((vector_size(64), aligned(4)));
