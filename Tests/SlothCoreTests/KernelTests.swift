@@ -14,6 +14,16 @@ struct Rand {
     mutating func array(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in next() * scale } }
 }
 
+/// Kernel settings are process-wide (the ISA level, attention's block sizes and product path, cross-entropy's chunk
+/// rows) and Swift Testing runs tests in parallel: a test that changes one, or that needs them to stay fixed while it
+/// runs (repeated calls compared bit for bit), runs its body under this lock. Recursive: `forEachISA` takes it too.
+let kernelSettingsLock = NSRecursiveLock()
+func withKernelSettingsHeld<R>(_ body: () throws -> R) rethrows -> R {
+    kernelSettingsLock.lock()
+    defer { kernelSettingsLock.unlock() }
+    return try body()
+}
+
 func maxRelDiff(_ a: [Float], _ b: [Float]) -> Float {
     precondition(a.count == b.count)
     let scale = max(b.map { abs($0) }.max() ?? 0, 1e-6)
@@ -96,51 +106,55 @@ func attentionBackwardMatchesNumeric(b: Int, t: Int, h: Int, kv: Int, e: Int, wi
 /// runs what changes from call to call; each class of query blocks adds into its own dK, dV, summed in a fixed order,
 /// so the results must not change: repeated calls give the same bits.
 @Test func attentionIsDeterministicUnderDynamicScheduling() {
-    var r = Rand(4242)
-    let (b, t, h, kv, e) = (2, 520, 6, 2, 16)
-    let n = b * t
-    let q = r.array(n * h * e), k = r.array(n * kv * e), v = r.array(n * kv * e), w = r.array(n * h * e)
-    let s = Attention.Shape(batch: b, tokens: t, heads: h, kvHeads: kv, headDim: e, scale: 0.25)
-    var first: [Float]? = nil
-    for _ in 0..<6 {
-        let (out, lse) = runAttention(q, k, v, s)
-        var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
-        Attention.backward(dq: &dq, dk: &dk, dv: &dv, dOut: w, q: q, k: k, v: v, out: out, lse: lse, shape: s)
-        let all = out + lse + dq + dk + dv
-        if let first { #expect(all.elementsEqual(first, by: { $0.bitPattern == $1.bitPattern })) } else { first = all }
+    withKernelSettingsHeld {
+        var r = Rand(4242)
+        let (b, t, h, kv, e) = (2, 520, 6, 2, 16)
+        let n = b * t
+        let q = r.array(n * h * e), k = r.array(n * kv * e), v = r.array(n * kv * e), w = r.array(n * h * e)
+        let s = Attention.Shape(batch: b, tokens: t, heads: h, kvHeads: kv, headDim: e, scale: 0.25)
+        var first: [Float]? = nil
+        for _ in 0..<6 {
+            let (out, lse) = runAttention(q, k, v, s)
+            var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
+            Attention.backward(dq: &dq, dk: &dk, dv: &dv, dOut: w, q: q, k: k, v: v, out: out, lse: lse, shape: s)
+            let all = out + lse + dq + dk + dv
+            if let first { #expect(all.elementsEqual(first, by: { $0.bitPattern == $1.bitPattern })) } else { first = all }
+        }
     }
 }
 
 @Test func attentionProductPathsAgree() {
-    guard sloth_kernels_level() == 2 else {
-        print("attention product paths: this CPU has no AVX-512, only the BLAS path runs (covered by the other tests)")
-        return
-    }
-    let before = (Attention.keyBlock, Attention.prefersSlothProducts)
-    Attention.keyBlock = 32
-    defer { Attention.keyBlock = before.0; Attention.prefersSlothProducts = before.1 }
-    var r = Rand(909)
-    let (b, t, h, kv, e) = (2, 150, 6, 2, 16)
-    let n = b * t
-    let q = r.array(n * h * e), k = r.array(n * kv * e), v = r.array(n * kv * e), w = r.array(n * h * e)
-    for (window, packed) in [(nil as Int?, false), (41, false), (nil, true)] {
-        let segs: [Int32]? = packed ? (0..<n).map { Int32(($0 % t) / 37) } : nil
-        let s = Attention.Shape(batch: b, tokens: t, heads: h, kvHeads: kv, headDim: e, window: window, scale: 0.25, segments: segs)
-        var grads: [[Float]] = []
-        for sloth in [true, false] {
-            Attention.prefersSlothProducts = sloth
-            #expect(Attention.fastProducts == sloth)
-            let (out, lse) = runAttention(q, k, v, s)
-            let d = maxRelDiff(out, Reference.attention(q: q, k: k, v: v, shape: s))
-            print("attention products on \(sloth ? "Sloth's kernel" : "BLAS"), window \(String(describing: window)) packed \(packed): forward max rel diff \(d)")
-            #expect(d < 1e-5)
-            var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
-            Attention.backward(dq: &dq, dk: &dk, dv: &dv, dOut: w, q: q, k: k, v: v, out: out, lse: lse, shape: s)
-            grads.append(dq + dk + dv)
+    withKernelSettingsHeld {
+        guard sloth_kernels_level() == 2 else {
+            print("attention product paths: this CPU has no AVX-512, only the BLAS path runs (covered by the other tests)")
+            return
         }
-        let d = maxRelDiff(grads[0], grads[1])
-        print("attention gradients, Sloth's kernel vs BLAS: max rel diff \(d)")
-        #expect(d < 1e-5)
+        let before = (Attention.keyBlock, Attention.prefersSlothProducts)
+        Attention.keyBlock = 32
+        defer { Attention.keyBlock = before.0; Attention.prefersSlothProducts = before.1 }
+        var r = Rand(909)
+        let (b, t, h, kv, e) = (2, 150, 6, 2, 16)
+        let n = b * t
+        let q = r.array(n * h * e), k = r.array(n * kv * e), v = r.array(n * kv * e), w = r.array(n * h * e)
+        for (window, packed) in [(nil as Int?, false), (41, false), (nil, true)] {
+            let segs: [Int32]? = packed ? (0..<n).map { Int32(($0 % t) / 37) } : nil
+            let s = Attention.Shape(batch: b, tokens: t, heads: h, kvHeads: kv, headDim: e, window: window, scale: 0.25, segments: segs)
+            var grads: [[Float]] = []
+            for sloth in [true, false] {
+                Attention.prefersSlothProducts = sloth
+                #expect(Attention.fastProducts == sloth)
+                let (out, lse) = runAttention(q, k, v, s)
+                let d = maxRelDiff(out, Reference.attention(q: q, k: k, v: v, shape: s))
+                print("attention products on \(sloth ? "Sloth's kernel" : "BLAS"), window \(String(describing: window)) packed \(packed): forward max rel diff \(d)")
+                #expect(d < 1e-5)
+                var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
+                Attention.backward(dq: &dq, dk: &dk, dv: &dv, dOut: w, q: q, k: k, v: v, out: out, lse: lse, shape: s)
+                grads.append(dq + dk + dv)
+            }
+            let d = maxRelDiff(grads[0], grads[1])
+            print("attention gradients, Sloth's kernel vs BLAS: max rel diff \(d)")
+            #expect(d < 1e-5)
+        }
     }
 }
 
@@ -183,30 +197,32 @@ func activationBackward(act: GatedActivation) {
 }
 
 @Test func crossEntropyChunkedMatchesReference() {
-    var r = Rand(11)
-    let n = 300, d = 8, v = 50
-    let h = r.array(n * d), w = r.array(v * d)
-    let targets: [Int32] = (0..<n).map { $0 % 7 == 0 ? -100 : Int32($0 % v) }
-    let valid = targets.filter { $0 != -100 }.count
-    CrossEntropy.chunkRows = 64
-    defer { CrossEntropy.chunkRows = nil }
-    var dh = [Float](repeating: 0, count: n * d), dw = [Float](repeating: 0, count: v * d)
-    let sum = CrossEntropy.forwardBackward(hidden: h, weight: w, targets: targets, tokens: n, dim: d, vocab: v,
-                                           gradScale: 1 / Float(valid), dHidden: &dh, dWeight: &dw)
-    let ref = Reference.crossEntropy(logits: Reference.matmulABt(h, w, m: n, n: v, k: d), targets: targets, vocab: v)
-    print("cross-entropy: loss \(sum / Double(valid)) reference \(ref)")
-    #expect(abs(sum / Double(valid) - ref) < 1e-5)
-    let sub = Array(h[0..<(d * 9)])
-    let ndh = numericGradient(sub, eps: 1e-2) { x in
-        var hh = h; for i in 0..<x.count { hh[i] = x[i] }
-        return Reference.crossEntropy(logits: Reference.matmulABt(hh, w, m: n, n: v, k: d), targets: targets, vocab: v)
+    withKernelSettingsHeld {
+        var r = Rand(11)
+        let n = 300, d = 8, v = 50
+        let h = r.array(n * d), w = r.array(v * d)
+        let targets: [Int32] = (0..<n).map { $0 % 7 == 0 ? -100 : Int32($0 % v) }
+        let valid = targets.filter { $0 != -100 }.count
+        CrossEntropy.chunkRows = 64
+        defer { CrossEntropy.chunkRows = nil }
+        var dh = [Float](repeating: 0, count: n * d), dw = [Float](repeating: 0, count: v * d)
+        let sum = CrossEntropy.forwardBackward(hidden: h, weight: w, targets: targets, tokens: n, dim: d, vocab: v,
+                                               gradScale: 1 / Float(valid), dHidden: &dh, dWeight: &dw)
+        let ref = Reference.crossEntropy(logits: Reference.matmulABt(h, w, m: n, n: v, k: d), targets: targets, vocab: v)
+        print("cross-entropy: loss \(sum / Double(valid)) reference \(ref)")
+        #expect(abs(sum / Double(valid) - ref) < 1e-5)
+        let sub = Array(h[0..<(d * 9)])
+        let ndh = numericGradient(sub, eps: 1e-2) { x in
+            var hh = h; for i in 0..<x.count { hh[i] = x[i] }
+            return Reference.crossEntropy(logits: Reference.matmulABt(hh, w, m: n, n: v, k: d), targets: targets, vocab: v)
+        }
+        #expect(maxRelDiff(Array(dh[0..<(d * 9)]), ndh) < 2e-3)
+        let ndw = numericGradient(w, eps: 1e-2) { w in
+            Reference.crossEntropy(logits: Reference.matmulABt(h, w, m: n, n: v, k: d), targets: targets, vocab: v)
+        }
+        print("cross-entropy dw max rel diff \(maxRelDiff(dw, ndw))")
+        #expect(maxRelDiff(dw, ndw) < 2e-3)
     }
-    #expect(maxRelDiff(Array(dh[0..<(d * 9)]), ndh) < 2e-3)
-    let ndw = numericGradient(w, eps: 1e-2) { w in
-        Reference.crossEntropy(logits: Reference.matmulABt(h, w, m: n, n: v, k: d), targets: targets, vocab: v)
-    }
-    print("cross-entropy dw max rel diff \(maxRelDiff(dw, ndw))")
-    #expect(maxRelDiff(dw, ndw) < 2e-3)
 }
 
 @Test func ropeInverseUndoesForward() {
@@ -226,34 +242,36 @@ func activationBackward(act: GatedActivation) {
 /// against the reference and the numeric gradient, with GQA, a window and packed segments.
 @Test(arguments: [(1, 70, 4, 2, 8, nil as Int?, false), (2, 67, 2, 1, 4, 23, false), (1, 90, 3, 1, 4, nil, true)])
 func attentionKeyBlocksMatchReference(b: Int, t: Int, h: Int, kv: Int, e: Int, window: Int?, packed: Bool) {
-    let before = Attention.keyBlock
-    Attention.keyBlock = 16
-    defer { Attention.keyBlock = before }
-    var r = Rand(UInt64(31 + t))
-    let n = b * t
-    let q = r.array(n * h * e), k = r.array(n * kv * e), v = r.array(n * kv * e), w = r.array(n * h * e)
-    let segs: [Int32]? = packed ? (0..<n).map { Int32(($0 % t) / 29) } : nil
-    let s = Attention.Shape(batch: b, tokens: t, heads: h, kvHeads: kv, headDim: e, window: window, scale: 0.6, segments: segs)
-    let (out, lse) = runAttention(q, k, v, s)
-    let d = maxRelDiff(out, Reference.attention(q: q, k: k, v: v, shape: s))
-    var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
-    Attention.backward(dq: &dq, dk: &dk, dv: &dv, dOut: w, q: q, k: k, v: v, out: out, lse: lse, shape: s)
-    func loss(_ q: [Float], _ k: [Float], _ v: [Float]) -> Double {
-        zip(Reference.attention(q: q, k: k, v: v, shape: s), w).reduce(0) { $0 + Double($1.0) * Double($1.1) }
-    }
-    var worst: Float = 0
-    for (name, x, g) in [("q", q, dq), ("k", k, dk), ("v", v, dv)] {
-        let gmax = max(g.map { abs($0) }.max() ?? 0, 1e-3)
-        for i in stride(from: 0, to: x.count, by: max(1, x.count / 30)) {
-            var xp = x, xm = x
-            xp[i] += 1e-2; xm[i] -= 1e-2
-            let f: (([Float]) -> Double) = { y in name == "q" ? loss(y, k, v) : name == "k" ? loss(q, y, v) : loss(q, k, y) }
-            worst = max(worst, abs(Float((f(xp) - f(xm)) / 2e-2) - g[i]) / gmax)
+    withKernelSettingsHeld {
+        let before = Attention.keyBlock
+        Attention.keyBlock = 16
+        defer { Attention.keyBlock = before }
+        var r = Rand(UInt64(31 + t))
+        let n = b * t
+        let q = r.array(n * h * e), k = r.array(n * kv * e), v = r.array(n * kv * e), w = r.array(n * h * e)
+        let segs: [Int32]? = packed ? (0..<n).map { Int32(($0 % t) / 29) } : nil
+        let s = Attention.Shape(batch: b, tokens: t, heads: h, kvHeads: kv, headDim: e, window: window, scale: 0.6, segments: segs)
+        let (out, lse) = runAttention(q, k, v, s)
+        let d = maxRelDiff(out, Reference.attention(q: q, k: k, v: v, shape: s))
+        var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
+        Attention.backward(dq: &dq, dk: &dk, dv: &dv, dOut: w, q: q, k: k, v: v, out: out, lse: lse, shape: s)
+        func loss(_ q: [Float], _ k: [Float], _ v: [Float]) -> Double {
+            zip(Reference.attention(q: q, k: k, v: v, shape: s), w).reduce(0) { $0 + Double($1.0) * Double($1.1) }
         }
+        var worst: Float = 0
+        for (name, x, g) in [("q", q, dq), ("k", k, dk), ("v", v, dv)] {
+            let gmax = max(g.map { abs($0) }.max() ?? 0, 1e-3)
+            for i in stride(from: 0, to: x.count, by: max(1, x.count / 30)) {
+                var xp = x, xm = x
+                xp[i] += 1e-2; xm[i] -= 1e-2
+                let f: (([Float]) -> Double) = { y in name == "q" ? loss(y, k, v) : name == "k" ? loss(q, y, v) : loss(q, k, y) }
+                worst = max(worst, abs(Float((f(xp) - f(xm)) / 2e-2) - g[i]) / gmax)
+            }
+        }
+        print("attention key blocks of 16, t \(t) h \(h) kv \(kv) window \(String(describing: window)) packed \(packed): forward \(d), backward vs numeric \(worst)")
+        #expect(d < 1e-5)
+        #expect(worst < 2e-3)
     }
-    print("attention key blocks of 16, t \(t) h \(h) kv \(kv) window \(String(describing: window)) packed \(packed): forward \(d), backward vs numeric \(worst)")
-    #expect(d < 1e-5)
-    #expect(worst < 2e-3)
 }
 
 /// Attention's workers run with denormals flushed to zero (`Parallel.forEach(flushingDenormals: true)`): a product whose

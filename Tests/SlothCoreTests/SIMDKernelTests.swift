@@ -4,15 +4,19 @@ import CSlothKernels
 @testable import SlothCore
 
 // The C SIMD kernels against the scalar references, over lengths that exercise the vector body and every
-// tail, for each copy this CPU can run (AVX-512, AVX2+FMA, baseline). One serialized suite: the level is global.
+// tail, for each copy this CPU can run (AVX-512, AVX2+FMA, baseline). One serialized suite: the level is global
+// (and `forEachISA` holds `kernelSettingsLock`, so tests elsewhere that need it fixed do not see it change).
 
 /// Runs body once per ISA copy the CPU supports.
+/// Holds `kernelSettingsLock` throughout: the level is process-wide, and tests of other suites run meanwhile.
 func forEachISA(_ body: (String) -> Void) {
-    let best = sloth_kernels_set_level(-1)
-    defer { _ = sloth_kernels_set_level(-1) }
-    for level in stride(from: best, through: 0, by: -1) {
-        _ = sloth_kernels_set_level(Int32(level))
-        body(String(cString: sloth_kernels_isa()))
+    withKernelSettingsHeld {
+        let best = sloth_kernels_set_level(-1)
+        defer { _ = sloth_kernels_set_level(-1) }
+        for level in stride(from: best, through: 0, by: -1) {
+            _ = sloth_kernels_set_level(Int32(level))
+            body(String(cString: sloth_kernels_isa()))
+        }
     }
 }
 
