@@ -9,11 +9,13 @@ public enum CrossEntropy {
     /// Rows per chunk when set (tests); otherwise `rowsPerChunk(vocab:)`.
     public static var chunkRows: Int? = nil
 
-    /// Rows per chunk: as many as keep the C x V logits within 48 MiB (multiples of 64, 64 to 512), so the
-    /// lm_head products run at full rate (m = 128 ran them ~20% slower than 256-512 here) on a bounded workspace.
+    /// Rows per chunk: as many as keep the C x V logits within 192 MiB (multiples of 64, 64 to 1024), a bounded
+    /// workspace the planner counts. Each chunk's two products read all of W (V x D) again, and BLAS packs it again:
+    /// at the bench model's vocabulary (49152) 1024-row chunks ran the lm_head products of 2048 tokens 1.18x faster
+    /// than 256-row chunks (median of 12 alternated pairs; 512 rows 1.10x; bench/ce_chunks.c).
     public static func rowsPerChunk(vocab v: Int) -> Int {
         if let c = chunkRows { return c }
-        return min(512, max(64, (48 << 20) / (4 * max(v, 1)) / 64 * 64))
+        return min(1024, max(64, (192 << 20) / (4 * max(v, 1)) / 64 * 64))
     }
 
     /// Returns the summed loss over valid rows (and each row's loss into `perToken` when given). Writes dHidden (N, D) = dLoss/dh * gradScale (rows with
