@@ -173,8 +173,19 @@ static void NAME(rmsnorm_backward_row)(float *dx, const float *dy, const float *
 }
 
 // C (M x N) = alpha * A' B (+ C when accumulate), A' (M x K) with a(i, k) = A[i * ai + k * ak] (so A' = A or A^T),
-// B (K x N) row-major with row stride ldb. Register blocks of ROWS x (COLV * W); K in chunks of 256 so the
-// B panel stays in cache; column tails in scalar code. For attention's products (K or N = head dim).
+// B (K x N) row-major with row stride ldb. Register blocks of ROWS x (COLV * W); column tails in scalar code. For
+// attention's products (K or N = head dim). K runs in chunks of GEMM_KC (64), and with enough row blocks to repay it
+// each chunk's GEMM_KC x (COLV * W) panel of B is first copied into a contiguous per-thread buffer (16 KiB with
+// AVX-512), which stays in L1 while every row block reads it. Strided in place, a panel of 256 rows of V or Q (64 KiB,
+// rows 768 B apart) was streamed from L2 again by every row block: Intel Xeon, one thread, operands cold as in a step,
+// 12 alternated pairs: dK += dP^T Q (512 x 64 x 192) 1.85x faster, P V and Q K^T 1.10x (bench/attention_gemm.c, which
+// builds the previous form, chunks of 256 read in place, with GEMM_KC 256 and GEMM_PACK 0).
+#ifndef GEMM_KC
+#define GEMM_KC 64
+#endif
+#ifndef GEMM_PACK
+#define GEMM_PACK 1
+#endif
 INLINE void NAME(gemm_block)(const int R, const int CV, float *C, int ldc, const float *A, long ai, long ak, const float *B, int ldb,
                              int k0, int k1, float alpha, int add) {
     VF acc[ROWS][COLV];
@@ -182,7 +193,7 @@ INLINE void NAME(gemm_block)(const int R, const int CV, float *C, int ldc, const
         for (int c = 0; c < CV; c++) acc[i][c] = (VF){0};
     for (int k = k0; k < k1; k++) {
         VF b[COLV];
-        for (int c = 0; c < CV; c++) b[c] = NAME(load)(B + (long)k * ldb + c * W);
+        for (int c = 0; c < CV; c++) b[c] = NAME(load)(B + (long)(k - k0) * ldb + c * W);
         for (int i = 0; i < R; i++) {
             VF a = NAME(splat)(A[i * ai + k * ak]);
             for (int c = 0; c < CV; c++) acc[i][c] += a * b[c];
@@ -198,25 +209,35 @@ INLINE void NAME(gemm_block)(const int R, const int CV, float *C, int ldc, const
 
 static void NAME(gemm)(float *C, int ldc, const float *A, long ai, long ak, const float *B, int ldb, int M, int N, int K,
                        float alpha, int accumulate) {
-    const int CW = COLV * W, KC = 256;
+    const int CW = COLV * W, KC = GEMM_KC;
+    static __thread float panel[GEMM_KC * COLV * W] __attribute__((aligned(64)));
     int nv = N / CW * CW, n1 = N / W * W;
     for (int k0 = 0; k0 < K || k0 == 0; k0 += KC) {
         int k1 = K < k0 + KC ? K : k0 + KC;
         int add = accumulate || k0 > 0;
         for (int j0 = 0; j0 < nv; j0 += CW) {
+            // gemm_block reads row k (k0 <= k < k1) of the panel at bp + (k - k0) * lb.
+            const float *bp = B + (long)k0 * ldb + j0;
+            int lb = ldb;
+            if (GEMM_PACK && M >= 4 * ROWS) {
+                for (int k = k0; k < k1; k++)
+                    for (int c = 0; c < COLV; c++) NAME(store)(panel + (k - k0) * CW + c * W, NAME(load)(B + (long)k * ldb + j0 + c * W));
+                bp = panel;
+                lb = CW;
+            }
             int r0 = 0;
             for (; r0 + ROWS <= M; r0 += ROWS)
-                NAME(gemm_block)(ROWS, COLV, C + (long)r0 * ldc + j0, ldc, A + r0 * ai, ai, ak, B + j0, ldb, k0, k1, alpha, add);
+                NAME(gemm_block)(ROWS, COLV, C + (long)r0 * ldc + j0, ldc, A + r0 * ai, ai, ak, bp, lb, k0, k1, alpha, add);
             for (; r0 < M; r0++)
-                NAME(gemm_block)(1, COLV, C + (long)r0 * ldc + j0, ldc, A + r0 * ai, ai, ak, B + j0, ldb, k0, k1, alpha, add);
+                NAME(gemm_block)(1, COLV, C + (long)r0 * ldc + j0, ldc, A + r0 * ai, ai, ak, bp, lb, k0, k1, alpha, add);
         }
         // Column tail: single vectors, then scalars.
         for (int j0 = nv; j0 < n1; j0 += W) {
             int r0 = 0;
             for (; r0 + ROWS <= M; r0 += ROWS)
-                NAME(gemm_block)(ROWS, 1, C + (long)r0 * ldc + j0, ldc, A + r0 * ai, ai, ak, B + j0, ldb, k0, k1, alpha, add);
+                NAME(gemm_block)(ROWS, 1, C + (long)r0 * ldc + j0, ldc, A + r0 * ai, ai, ak, B + (long)k0 * ldb + j0, ldb, k0, k1, alpha, add);
             for (; r0 < M; r0++)
-                NAME(gemm_block)(1, 1, C + (long)r0 * ldc + j0, ldc, A + r0 * ai, ai, ak, B + j0, ldb, k0, k1, alpha, add);
+                NAME(gemm_block)(1, 1, C + (long)r0 * ldc + j0, ldc, A + r0 * ai, ai, ak, B + (long)k0 * ldb + j0, ldb, k0, k1, alpha, add);
         }
         for (int r = 0; r < M; r++)
             for (int j = n1; j < N; j++) {
@@ -228,6 +249,8 @@ static void NAME(gemm)(float *C, int ldc, const float *A, long ai, long ak, cons
         if (K == 0) break;
     }
 }
+#undef GEMM_KC
+#undef GEMM_PACK
 
 static float NAME(softmax_block_row)(float *x, int n, int first, int last, float *m, float *l) {
     float bm = NAME(range_max)(x, first, last + 1);

@@ -158,4 +158,31 @@ func lowRankKernelsMatchReference(rows n: Int, rank r: Int, k: Int) {
         #expect(maxRelDiff(gr2, outerReference(gr, beta)) < 1e-6, "dotsOuter outer \(isa) \(n)x\(r)x\(k)")
     }
 }
+
+/// sloth_gemm (attention's product kernel) against a double-precision product, for each ISA copy: row blocks and row
+/// tails, whole 64-column panels (copied into the per-thread panel buffer when there are 4+ row blocks), vector and
+/// scalar column tails, K in several chunks with a remainder, A or A^T, padded strides, assign and accumulate.
+@Test(arguments: [(5, 16, 3, false, false), (24, 64, 64, false, false), (37, 150, 150, false, true), (53, 64, 192, true, true),
+                  (192, 512, 64, false, false), (512, 64, 192, true, true), (30, 70, 1, false, true), (25, 129, 65, true, false)])
+func slothGemmMatchesReference(m: Int, n: Int, k: Int, transA: Bool, accumulate: Bool) {
+    forEachISA { isa in
+        var r = Rand(UInt64(m * 131 + n * 7 + k))
+        let lda = (transA ? m : k) + 3, ldb = n + 5, ldc = n + 2
+        let a = r.array((transA ? k : m) * lda), b = r.array(k * ldb), c0 = r.array(m * ldc)
+        let alpha: Float = 0.75
+        var want = c0
+        for i in 0..<m {
+            for j in 0..<n {
+                var sum = 0.0
+                for t in 0..<k { sum += Double(transA ? a[t * lda + i] : a[i * lda + t]) * Double(b[t * ldb + j]) }
+                want[i * ldc + j] = Float((accumulate ? Double(c0[i * ldc + j]) : 0) + Double(alpha) * sum)
+            }
+        }
+        var c = c0
+        sloth_gemm(&c, Int32(ldc), a, transA ? 1 : lda, transA ? lda : 1, b, Int32(ldb), Int32(m), Int32(n), Int32(k), alpha, accumulate ? 1 : 0)
+        let d = maxRelDiff(c, want)
+        print("sloth_gemm \(isa) \(m)x\(n)x\(k) transA \(transA) accumulate \(accumulate): max rel diff \(d)")
+        #expect(d < 1e-5, "sloth_gemm \(isa) \(m)x\(n)x\(k) transA \(transA) accumulate \(accumulate): max rel diff \(d)")
+    }
+}
 }
