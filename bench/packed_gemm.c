@@ -10,8 +10,14 @@
 // With the whole K in one block (KC 1536, so C is written once; A block 96 x K and the B sliver K x 64 in L2):
 // MC 48 84.7 / 86.6, MC 96 102.7 / 103.1, MC 192 112.0 / 108.3; shape by shape at MC 96, two runs, packed ran
 // 0.92-1.15x OpenBLAS (86-114 GFLOP/s). The defaults are now KC 1536, MC 96: on par, not faster; not used by Sloth.
-// Next: software prefetch of the next B sliver and C tile, the transposed pack in 16 x 16 tiles, B packed once per
-// run for frozen weights (-DPACKEACH=0 measures that), two workers sharing one packed B.
+// Stop 19, two threads as Sloth would run it (one packed B shared, 96-row blocks claimed by whichever worker is free;
+// against OpenBLAS cut in two halves, single-threaded each, as BLAS.sgemm does; weighted over the 8 decoder shapes,
+// harness variants not committed): whole K 158 / 158 and 157 / 162 GFLOP/s; row block outermost with KC 128 to 288 so
+// C stays in L2 across K blocks, 140-174 / 142-157; B packed once outside the timing, 163 / 175 and 168 / 174 at
+// KC 128 (+3-7%, inside this host's noise); A read in place instead of packed (6 row streams), 144 / 125; packing A
+// skipped altogether (an upper bound), no faster. The register block reaches 125-133 GFLOP/s per core with its
+// operands in L1 (KC <= 128) and 87-127 with a 576-deep B sliver streamed from L2, so what is left between this and
+// the cores' FMA peak is the cache traffic of the blocking, not packing or the kernel. Not pursued further here.
 // Build: clang -O3 -mavx512f -mavx512dq -mavx512bw -mavx512vl -mfma bench/packed_gemm.c -o /tmp/pg -ldl -lm
 // Run: OPENBLAS_CORETYPE=SkylakeX taskset -c 1 /tmp/pg [ROWS]
 #include <dlfcn.h>
