@@ -56,7 +56,7 @@ for T in $LENGTHS; do
     if [ $((round % 2)) = 1 ]; then sloth_run $T $round; fi
     for mode in $modes; do hf_run $T $mode $round || true; done
     if [ $round = 1 ]; then
-      modes=$(for mode in ckpt none; do [ -f $work/hf$T-$mode ] && echo "$(cut -d' ' -f2 $work/hf$T-$mode) $mode"; done | sort -rn | head -1 | cut -d' ' -f2)
+      modes=$(for mode in ckpt none; do if [ -f $work/hf$T-$mode ]; then echo "$(cut -d' ' -f2 $work/hf$T-$mode) $mode"; fi; done | sort -rn | head -1 | cut -d' ' -f2)
     fi
     if [ $((round % 2)) = 0 ]; then sloth_run $T $round; fi
   done
