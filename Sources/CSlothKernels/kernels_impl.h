@@ -178,8 +178,9 @@ static void NAME(rmsnorm_backward_row)(float *dx, const float *dy, const float *
 // each chunk's GEMM_KC x (COLV * W) panel of B is first copied into a contiguous per-thread buffer (16 KiB with
 // AVX-512), which stays in L1 while every row block reads it. Strided in place, a panel of 256 rows of V or Q (64 KiB,
 // rows 768 B apart) was streamed from L2 again by every row block: Intel Xeon, one thread, operands cold as in a step,
-// 12 alternated pairs: dK += dP^T Q (512 x 64 x 192) 1.85x faster, P V and Q K^T 1.10x (bench/attention_gemm.c, which
-// builds the previous form, chunks of 256 read in place, with GEMM_KC 256 and GEMM_PACK 0).
+// 15 alternated pairs: dK += dP^T Q (512 x 64 x 192) 1.87x faster, P V 1.10x, Q K^T 1.02x; hot operands within 5%
+// (bench/attention_gemm.c, which builds the previous form, chunks of 256 read in place, with GEMM_KC 256 and
+// GEMM_PACK 0).
 #ifndef GEMM_KC
 #define GEMM_KC 64
 #endif
