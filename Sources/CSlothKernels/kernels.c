@@ -2,9 +2,6 @@
 // AVX2+FMA with 8, the SSE2 baseline with 4) and the exported functions pick a copy from the CPU once.
 // Elsewhere one copy with 4 lanes is built for the compiler's default target.
 #include "sloth_kernels.h"
-#include <string.h>
-#include <math.h>
-
 #include "kernels_prelude.h"
 
 float sloth_exp(float x) { return scalar_exp(x); }
