@@ -38,7 +38,11 @@ public enum Parallel {
         DispatchQueue.concurrentPerform(iterations: count, execute: run)
     }
 
-    /// Work stealing over 0..<count: `worker` runs once on each of min(threads, count) threads and takes indices with
+    /// How many threads `claiming(count)` runs its worker on (at least 1): what a caller sizing per-worker scratch
+    /// in advance must count.
+    public static func workers(for count: Int, threads: Int = Parallel.threads) -> Int { max(1, min(threads, count)) }
+
+    /// Work stealing over 0..<count: `worker` runs once on each of `workers(for: count)` threads and takes indices with
     /// `claim()` (the next unclaimed one, nil when none is left), so a faster core takes more of them. What a worker
     /// sets up before its first claim (scratch) is allocated once per thread. Which thread ran an index varies from run
     /// to run: each index must write only its own outputs.
@@ -47,7 +51,7 @@ public enum Parallel {
         let next = UnsafeMutablePointer<Int>.allocate(capacity: 1)
         next.initialize(to: 0)
         defer { next.deallocate() }
-        forEach(min(threads, count), flushingDenormals: flushingDenormals) { _ in
+        forEach(workers(for: count), flushingDenormals: flushingDenormals) { _ in
             worker {
                 let i = sloth_claim(next)
                 return i < count ? i : nil

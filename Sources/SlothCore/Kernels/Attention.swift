@@ -92,10 +92,10 @@ public enum Attention {
         let kv = batch * tokens * kvHeads * headDim
         let transposed = fastProducts ? (backward ? 2 : 1) * batch * kvHeads * headDim * transposedStride(tokens) : 0
         if !backward {
-            let workers = min(threads, max(batch * kvHeads * blocks, 1))
+            let workers = Parallel.workers(for: batch * kvHeads * blocks, threads: threads)
             return workers * (M * min(keyBlock, tokens) + 2 * M * headDim + 2 * M) + transposed
         }
-        let parities = backwardParities(blocks: blocks), workers = min(threads, max(batch * kvHeads * parities, 1))
+        let parities = backwardParities(blocks: blocks), workers = Parallel.workers(for: batch * kvHeads * parities, threads: threads)
         return workers * (2 * M * min(keyBlock, tokens) + 3 * M * headDim + M) + (parities - 1) * 2 * kv + transposed
     }
 
