@@ -1,6 +1,6 @@
 // The cores' single-precision FMA peak: each thread runs 12 independent chains of 512-bit FMAs (enough to cover the
 // FMA latency on two ports) with no memory traffic. The ceiling that GEMM rates (bench/gemm.sh, the profile's
-// limit) are fractions of. Stop 20, Intel Xeon host, 2 cores: 165-168 GFLOP/s on one thread, 332-334 on two (the two
+// limit) are fractions of. Stop 20, Intel Xeon host, 2 cores: 165-169 GFLOP/s on one thread, 330-334 on two (the two
 // vCPUs are separate cores: the peak doubles); OpenBLAS SkylakeX on one thread reaches 105-150 (64-91%) of it at the
 // bench model's shapes depending on the hour, on two threads 196-244 (59-73%).
 // Build: clang -O2 -mavx512f -mfma bench/fma_peak.c -o /tmp/fma_peak -lpthread
