@@ -8,7 +8,7 @@
 // Findings (stop 20, Intel Xeon, 2 cores, OpenBLAS 0.3.21 SkylakeX, three runs): on the 8 decoder shapes the pool
 // ran 1.05-1.47x the rate of halves along m (e.g. 2048 x 576 x 576: 253 / 192, 198 / 134; 8192 x 576 x 1536:
 // 260 / 183 GFLOP/s), halves along n in between; on lm_head's shapes halves along n were fastest (8192 x 49152 x 576:
-// 233 vs pool 215). Weighted: 2048 tokens pool 218 / halves-m 203 / halves-n 220, again 207 / 196 / 204; 8192
+// 233 vs pool 215). Over the ten shapes: 2048 tokens pool 218 / halves-m 203 / halves-n 220, again 207 / 196 / 204; 8192
 // tokens 226 / 226 / 244; a fourth run at 2048, 220 / 214 / 248 (lm_head's shapes 221-252 halves-n vs 203-230).
 // In the training step (BLAS.sgemm switched to the pool for its large products, threads back to 1 after each;
 // `sloth train --profile` at 2048 tokens, alternated with the halves binary): with OpenBLAS's default thread timeout
@@ -90,6 +90,6 @@ int main(int argc, char **argv) {
                    f / best[1] / 1e9, f / best[2] / 1e9);
             free(a); free(w); free(c);
         }
-    printf("weighted: %.1f / %.1f / %.1f\n", flops / total[0] / 1e9, flops / total[1] / 1e9, flops / total[2] / 1e9);
+    printf("ten shapes: %.1f / %.1f / %.1f\n", flops / total[0] / 1e9, flops / total[1] / 1e9, flops / total[2] / 1e9);
     return 0;
 }

@@ -18,6 +18,9 @@
 // skipped altogether (an upper bound), no faster. The register block reaches 125-133 GFLOP/s per core with its
 // operands in L1 (KC <= 128) and 87-127 with a 576-deep B sliver streamed from L2, so what is left between this and
 // the cores' FMA peak is the cache traffic of the blocking, not packing or the kernel. Not pursued further here.
+// Stop 20: the register block as -DMR= -DNV= (rows x 16 NV columns). 8 x 48 (-DMR=8 -DNV=3) ran 138-160 GFLOP/s
+// against OpenBLAS's 142-152 (6 x 64 in the same minutes: 131-153 against 142-149), one thread, the 8 decoder
+// shapes: on par still.
 // Build: clang -O3 -mavx512f -mavx512dq -mavx512bw -mavx512vl -mfma bench/packed_gemm.c -o /tmp/pg -ldl -lm
 // Run: OPENBLAS_CORETYPE=SkylakeX taskset -c 1 /tmp/pg [ROWS]
 #include <dlfcn.h>
@@ -27,8 +30,13 @@
 #include <time.h>
 typedef float vf __attribute__((vector_size(64)));
 typedef float vu __attribute__((vector_size(64), aligned(4)));
+#ifndef MR
 #define MR 6
-#define NR 64
+#endif
+#ifndef NV
+#define NV 4
+#endif
+#define NR (16 * NV)
 #ifndef KC
 #define KC 1536
 #endif
@@ -60,26 +68,26 @@ static void pack_a(float *ap, const float *a, int lda, int m0, int mc, int k0, i
             }
 }
 static inline void micro(float *c, int ldc, const float *ap, const float *bp, int kc, int rows, int cols, int add) {
-    vf acc[MR][4];
-    for (int i = 0; i < MR; i++) for (int v = 0; v < 4; v++) acc[i][v] = (vf){0};
+    vf acc[MR][NV];
+    for (int i = 0; i < MR; i++) for (int v = 0; v < NV; v++) acc[i][v] = (vf){0};
     for (int k = 0; k < kc; k++) {
-        vf b0 = *(const vf *)(bp + k * NR), b1 = *(const vf *)(bp + k * NR + 16), b2 = *(const vf *)(bp + k * NR + 32),
-           b3 = *(const vf *)(bp + k * NR + 48);
+        vf b[NV];
+        for (int v = 0; v < NV; v++) b[v] = *(const vf *)(bp + k * NR + 16 * v);
         for (int i = 0; i < MR; i++) {
             vf a = splat(ap[k * MR + i]);
-            acc[i][0] += a * b0; acc[i][1] += a * b1; acc[i][2] += a * b2; acc[i][3] += a * b3;
+            for (int v = 0; v < NV; v++) acc[i][v] += a * b[v];
         }
     }
     if (rows == MR && cols == NR) {
         for (int i = 0; i < MR; i++)
-            for (int v = 0; v < 4; v++) {
+            for (int v = 0; v < NV; v++) {
                 vu *p = (vu *)(c + (long)i * ldc + v * 16);
                 *p = add ? *p + acc[i][v] : acc[i][v];
             }
     } else {
         float t[MR][NR] __attribute__((aligned(64)));
         for (int i = 0; i < MR; i++)
-            for (int v = 0; v < 4; v++) *(vf *)&t[i][v * 16] = acc[i][v];
+            for (int v = 0; v < NV; v++) *(vf *)&t[i][v * 16] = acc[i][v];
         for (int i = 0; i < rows; i++)
             for (int j = 0; j < cols; j++) {
                 float *p = c + (long)i * ldc + j;
