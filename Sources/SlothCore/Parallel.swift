@@ -42,17 +42,17 @@ public enum Parallel {
     /// in advance must count.
     public static func workers(for count: Int, threads: Int = Parallel.threads) -> Int { max(1, min(threads, count)) }
 
-    /// Work stealing over 0..<count: `worker` runs once on each of `workers(for: count)` threads and takes indices with
-    /// `claim()` (the next unclaimed one, nil when none is left), so a faster core takes more of them. What a worker
-    /// sets up before its first claim (scratch) is allocated once per thread. Which thread ran an index varies from run
-    /// to run: each index must write only its own outputs.
-    public static func claiming(_ count: Int, flushingDenormals: Bool = false, _ worker: (_ claim: () -> Int?) -> Void) {
+    /// Work stealing over 0..<count: `worker` runs once on each of `workers(for: count)` threads, with its number w
+    /// (0 ..< workers, for carving per-worker scratch), and takes indices with `claim()` (the next unclaimed one, nil
+    /// when none is left), so a faster core takes more of them. Which worker ran an index varies from run to run: each
+    /// index must write only its own outputs.
+    public static func claiming(_ count: Int, flushingDenormals: Bool = false, _ worker: (_ w: Int, _ claim: () -> Int?) -> Void) {
         if count <= 0 { return }
         let next = UnsafeMutablePointer<Int>.allocate(capacity: 1)
         next.initialize(to: 0)
         defer { next.deallocate() }
-        forEach(workers(for: count), flushingDenormals: flushingDenormals) { _ in
-            worker {
+        forEach(workers(for: count), flushingDenormals: flushingDenormals) { w in
+            worker(w) {
                 let i = sloth_claim(next)
                 return i < count ? i : nil
             }

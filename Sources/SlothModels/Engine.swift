@@ -152,8 +152,8 @@ public final class Engine: @unchecked Sendable {
         return a
     }
 
-    /// Releases the step arena (e.g. before a longer batch).
-    public func releaseArena() { arena = nil; arenaKey = "" }
+    /// Frees the step's activation arena and the kernels' workspace (`Workspace.shared`) until the next step.
+    public func releaseArena() { arena = nil; arenaKey = ""; Workspace.shared.release() }
 
     private func attentionShape(_ b: TokenBatch) -> Attention.Shape {
         Attention.Shape(batch: b.batch, tokens: b.tokens, heads: config.numAttentionHeads, kvHeads: config.numKeyValueHeads,

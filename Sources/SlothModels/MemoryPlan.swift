@@ -131,13 +131,13 @@ public enum MemoryPlanner {
         let policy = policy.effective(rows: batch * tokens, hidden: c.hiddenSize)
         let layout = ActivationLayout(config: c, ranks: ranks, batch: batch, tokens: tokens, policy: policy, mlpTile: mlpTile)
         let n = batch * tokens, D = c.hiddenSize, V = c.vocabSize
-        // Transient workspaces inside kernels (freed after each call): the largest one counts.
+        // The kernels' scratch is one buffer (`Workspace`), kept between calls at the largest request: the largest one
+        // counts (cross-entropy also holds the valid rows' indices and losses, n * 8 bytes at most, beside it).
         let attention = [false, true].map {
             Attention.workspaceFloats(batch: batch, tokens: tokens, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads,
                                       headDim: c.headDim, backward: $0, threads: threads)
         }.max()! * 4
-        let ceRows = min(CrossEntropy.rowsPerChunk(vocab: V), n)
-        let crossEntropy = (2 * ceRows * D + ceRows * V) * 4 + n * 8
+        let crossEntropy = CrossEntropy.workspaceFloats(rows: n, dim: D, vocab: V) * 4 + n * 8
         let rotary = Int(Double(c.headDim) * c.partialRotaryFactor) / 2
         let perStep = n * rotary * 2 * 4 + n * 4 * 4   // cos/sin tables, batch arrays
         let widest = max(D, c.intermediateSize, c.numAttentionHeads * c.headDim)

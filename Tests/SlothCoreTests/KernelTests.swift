@@ -302,3 +302,25 @@ func attentionKeyBlocksMatchReference(b: Int, t: Int, h: Int, kv: Int, e: Int, w
 }
 
 @inline(never) func opaque(_ x: Float) -> Float { x }
+
+/// The kernels' workspace is one buffer kept between calls: a later call reuses it, a larger one grows it, a call
+/// made while it is held gets scratch of its own, and `release` frees it.
+@Test func workspaceIsKeptBetweenCallsAndGrows() {
+    let w = Workspace()
+    var first: UnsafeMutablePointer<Float>?
+    w.withFloats(100) { first = $0; $0[99] = 1 }
+    w.withFloats(50) { #expect($0 == first) }
+    #expect(w.heldFloats == 100)
+    w.withFloats(1000) { $0[999] = 2 }
+    #expect(w.heldFloats == 1000)
+    w.withFloats(1000) { outer in
+        w.withFloats(1000) { inner in
+            #expect(inner != outer)
+            inner[999] = 3
+        }
+        #expect(outer[999] == 2)
+    }
+    #expect(w.heldFloats == 1000)
+    w.release()
+    #expect(w.heldFloats == 0)
+}

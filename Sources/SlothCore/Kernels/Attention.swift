@@ -80,23 +80,32 @@ public enum Attention {
         return 2 * pairs * Double(s.heads * s.headDim)
     }
 
-    /// Floats of workspace forward (`backward: false`) or backward allocates with `threads` workers. A task is one
-    /// query block of one kv head with the block's rows of every query head in the group stacked (G Q rows): per
-    /// worker a G Q x T score block (backward also dP) and G Q x E packed rows (forward: Q and O; backward: Q, dO,
-    /// dQ), and in backward each worker after the first its own dK and dV; with Sloth's product kernel, the
-    /// transposed K (and in backward V) of `transposedHeads`.
+    /// Floats of workspace (`Workspace.shared`) forward (`backward: false`) or backward takes with `threads` workers. A
+    /// task is one query block of one kv head with the block's rows of every query head in the group stacked (G Q rows):
+    /// per worker a G Q x keyBlock score block (backward also dP) and G Q x E packed rows (forward: Q and O; backward: Q,
+    /// dO, dQ); in backward each class of query blocks after the first its own dK and dV; with Sloth's product kernel,
+    /// the transposed K (and in backward V) of `transposedHeads`.
     public static func workspaceFloats(batch: Int, tokens: Int, heads: Int, kvHeads: Int, headDim: Int, backward: Bool,
                                        threads: Int = Parallel.threads) -> Int {
-        // As many scratch buffers as forward's tasks (backward's groups) have workers (`Parallel.claiming`).
-        let Q = blockSize, blocks = (tokens + Q - 1) / Q, M = heads / max(kvHeads, 1) * Q
+        let l = layout(batch: batch, tokens: tokens, heads: heads, kvHeads: kvHeads, headDim: headDim, backward: backward, threads: threads)
+        return l.transposed + l.extra + l.workers * l.perWorker
+    }
+
+    /// How `workspaceFloats` is carved: `transposed` floats of transposed K (and V), then `extra` of per-class dK, dV,
+    /// then `workers` blocks of `perWorker` floats (each a multiple of 16, so every part starts 64-byte aligned).
+    static func layout(batch: Int, tokens: Int, heads: Int, kvHeads: Int, headDim: Int, backward: Bool, threads: Int)
+        -> (transposed: Int, extra: Int, workers: Int, perWorker: Int) {
+        let Q = blockSize, blocks = (tokens + Q - 1) / Q, M = heads / max(kvHeads, 1) * Q, KB = min(keyBlock, tokens)
         let kv = batch * tokens * kvHeads * headDim
         let transposed = fastProducts ? (backward ? 2 : 1) * batch * kvHeads * headDim * transposedStride(tokens) : 0
+        func aligned(_ n: Int) -> Int { (n + 15) / 16 * 16 }
+        // As many scratch blocks as forward's tasks (backward's groups) have workers (`Parallel.claiming`).
         if !backward {
-            let workers = Parallel.workers(for: batch * kvHeads * blocks, threads: threads)
-            return workers * (M * min(keyBlock, tokens) + 2 * M * headDim + 2 * M) + transposed
+            return (aligned(transposed), 0, Parallel.workers(for: batch * kvHeads * blocks, threads: threads), aligned(M * (KB + 2 * headDim + 2)))
         }
-        let parities = backwardParities(blocks: blocks), workers = Parallel.workers(for: batch * kvHeads * parities, threads: threads)
-        return workers * (2 * M * min(keyBlock, tokens) + 3 * M * headDim + M) + (parities - 1) * 2 * kv + transposed
+        let parities = backwardParities(blocks: blocks)
+        return (aligned(transposed), aligned((parities - 1) * 2 * kv), Parallel.workers(for: batch * kvHeads * parities, threads: threads),
+                aligned(M * (2 * KB + 3 * headDim + 1)))
     }
 
     /// Single-threaded C (m x n) (+)= alpha op(A) B with n the head dimension: Sloth's register-blocked kernel on
@@ -120,11 +129,10 @@ public enum Attention {
 
     /// k or v (B*T, K*E) with each kv head's rows transposed: (B, K, E, T) with rows `transposedStride` apart, so
     /// that Q K^T and dO V^T are plain products for `product` (a BLAS multiplies by a transposed operand as fast,
-    /// Sloth's kernel does not). Nil when `product` is BLAS. The caller deallocates.
-    static func transposedHeads(_ x: UnsafePointer<Float>, _ s: Shape) -> UnsafeMutablePointer<Float>? {
+    /// Sloth's kernel does not), written to `out` (B K E `transposedStride` floats). Nil when `product` is BLAS.
+    static func transposedHeads(_ x: UnsafePointer<Float>, _ s: Shape, into out: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float>? {
         guard fastProducts else { return nil }
         let T = s.tokens, K = s.kvHeads, E = s.headDim, ld = transposedStride(T)
-        let out = UnsafeMutablePointer<Float>.allocate(capacity: s.batch * K * E * ld)
         Parallel.forRange(s.batch * K, minChunk: 1) { r in
             for bk in r {
                 let b = bk / K, h = bk % K, dst = out + bk * E * ld
@@ -211,54 +219,55 @@ public enum Attention {
         let Q = blockSize, blocks = (T + Q - 1) / Q
         let starts = segmentStarts(s)
         let tasks = s.batch * K * blocks
-        let kt = transposedHeads(k, s)
-        defer { kt?.deallocate() }
         let rows = s.batch * K
-        starts.withUnsafeBufferPointerOrNil { segStart in
-            BLAS.singleThreaded {
-                // Workers claim tasks as they come free, the last query blocks (the most keys) first; every task
-                // writes only its own rows.
-                Parallel.claiming(tasks, flushingDenormals: true) { claim in
-                    let KB = min(keyBlock, T)
-                    let S = UnsafeMutablePointer<Float>.allocate(capacity: G * Q * (KB + 2 * E + 2))
-                    defer { S.deallocate() }
-                    let qs = S + G * Q * KB, os = qs + G * Q * E, mx = os + G * Q * E, l = mx + G * Q
-                    while let i = claim() {
-                        let task = i % rows * blocks + (blocks - 1 - i / rows)
-                        let (b, kvh, q0, q1, lo) = block(task, blocks: blocks, s, segStart: segStart)
-                        let nq = q1 - q0, M = G * nq
-                        gather(qs, q, b: b, kvh: kvh, q0: q0, nq: nq, s)
-                        mx.update(repeating: -Float.infinity, count: M)
-                        l.update(repeating: 0, count: M)
-                        os.update(repeating: 0, count: M * E)
-                        // Keys in blocks of KB with an online softmax (running max and sum per row; earlier blocks'
-                        // output rescaled): the scores of a block stay in cache.
-                        var k0 = lo
-                        while k0 < q1 {
-                            let nk = min(KB, q1 - k0)
-                            defer { k0 += nk }
-                            let vp = v + (b * T + k0) * K * E + kvh * E
-                            scores(S, qs, m: M, x: k, transposed: kt, b: b, kvh: kvh, k0: k0, nk: nk, alpha: s.scale, s)
-                            for r in 0..<nq {
-                                let i = q0 + r
-                                let first = max(firstKey(i, row: b, s, segmentStart: segStart), k0) - k0, last = min(i, k0 + nk - 1) - k0
-                                for g in 0..<G {
-                                    let row = g * nq + r
-                                    if first > last { (S + row * nk).update(repeating: 0, count: nk); continue }
-                                    let f = sloth_softmax_block_row(S + row * nk, Int32(nk), Int32(first), Int32(last), mx + row, l + row)
-                                    if f != 1 { let o = os + row * E; for e in 0..<E { o[e] *= f } }
+        let lay = layout(batch: s.batch, tokens: T, heads: H, kvHeads: K, headDim: E, backward: false, threads: Parallel.threads)
+        Workspace.shared.withFloats(lay.transposed + lay.workers * lay.perWorker) { ws in
+            let kt = transposedHeads(k, s, into: ws)
+            starts.withUnsafeBufferPointerOrNil { segStart in
+                BLAS.singleThreaded {
+                    // Workers claim tasks as they come free, the last query blocks (the most keys) first; every task
+                    // writes only its own rows.
+                    Parallel.claiming(tasks, flushingDenormals: true) { w, claim in
+                        let KB = min(keyBlock, T)
+                        let S = ws + lay.transposed + w * lay.perWorker
+                        let qs = S + G * Q * KB, os = qs + G * Q * E, mx = os + G * Q * E, l = mx + G * Q
+                        while let i = claim() {
+                            let task = i % rows * blocks + (blocks - 1 - i / rows)
+                            let (b, kvh, q0, q1, lo) = block(task, blocks: blocks, s, segStart: segStart)
+                            let nq = q1 - q0, M = G * nq
+                            gather(qs, q, b: b, kvh: kvh, q0: q0, nq: nq, s)
+                            mx.update(repeating: -Float.infinity, count: M)
+                            l.update(repeating: 0, count: M)
+                            os.update(repeating: 0, count: M * E)
+                            // Keys in blocks of KB with an online softmax (running max and sum per row; earlier blocks'
+                            // output rescaled): the scores of a block stay in cache.
+                            var k0 = lo
+                            while k0 < q1 {
+                                let nk = min(KB, q1 - k0)
+                                defer { k0 += nk }
+                                let vp = v + (b * T + k0) * K * E + kvh * E
+                                scores(S, qs, m: M, x: k, transposed: kt, b: b, kvh: kvh, k0: k0, nk: nk, alpha: s.scale, s)
+                                for r in 0..<nq {
+                                    let i = q0 + r
+                                    let first = max(firstKey(i, row: b, s, segmentStart: segStart), k0) - k0, last = min(i, k0 + nk - 1) - k0
+                                    for g in 0..<G {
+                                        let row = g * nq + r
+                                        if first > last { (S + row * nk).update(repeating: 0, count: nk); continue }
+                                        let f = sloth_softmax_block_row(S + row * nk, Int32(nk), Int32(first), Int32(last), mx + row, l + row)
+                                        if f != 1 { let o = os + row * E; for e in 0..<E { o[e] *= f } }
+                                    }
+                                }
+                                product(c: os, ldc: E, a: S, lda: nk, transA: false, b: vp, ldb: K * E, m: M, n: E, k: nk, alpha: 1, accumulate: true)
+                            }
+                            for g in 0..<G {
+                                for r in 0..<nq {
+                                    let row = g * nq + r, inv = 1 / l[row], o = os + row * E
+                                    for e in 0..<E { o[e] *= inv }
+                                    lse[(b * H + kvh * G + g) * T + q0 + r] = mx[row] + Foundation.log(l[row])
                                 }
                             }
-                            product(c: os, ldc: E, a: S, lda: nk, transA: false, b: vp, ldb: K * E, m: M, n: E, k: nk, alpha: 1, accumulate: true)
+                            scatter(out, os, b: b, kvh: kvh, q0: q0, nq: nq, s)
                         }
-                        for g in 0..<G {
-                            for r in 0..<nq {
-                                let row = g * nq + r, inv = 1 / l[row], o = os + row * E
-                                for e in 0..<E { o[e] *= inv }
-                                lse[(b * H + kvh * G + g) * T + q0 + r] = mx[row] + Foundation.log(l[row])
-                            }
-                        }
-                        scatter(out, os, b: b, kvh: kvh, q0: q0, nq: nq, s)
                     }
                 }
             }
@@ -279,75 +288,75 @@ public enum Attention {
         let starts = segmentStarts(s)
         let parities = backwardParities(blocks: blocks), groups = s.batch * K * parities
         let kvCount = s.batch * T * K * E
-        let extra = UnsafeMutablePointer<Float>.allocate(capacity: max(1, (parities - 1) * 2 * kvCount))
-        defer { extra.deallocate() }
-        dk.update(repeating: 0, count: kvCount)
-        dv.update(repeating: 0, count: kvCount)
-        extra.update(repeating: 0, count: (parities - 1) * 2 * kvCount)
-        let kt = transposedHeads(k, s), vt = transposedHeads(v, s)
-        defer { kt?.deallocate(); vt?.deallocate() }
-        starts.withUnsafeBufferPointerOrNil { segStart in
-            BLAS.singleThreaded {
-                Parallel.claiming(groups, flushingDenormals: true) { claim in
-                    let KB = min(keyBlock, T)
-                    let P = UnsafeMutablePointer<Float>.allocate(capacity: G * Q * (2 * KB + 3 * E + 1))
-                    defer { P.deallocate() }
-                    let dP = P + G * Q * KB, qs = dP + G * Q * KB, dos = qs + G * Q * E, dqs = dos + G * Q * E, D = dqs + G * Q * E
-                    while let group = claim() {
-                        let parity = group % parities, rowHead = group / parities
-                        let dkw = parity == 0 ? dk : extra + (parity - 1) * 2 * kvCount, dvw = parity == 0 ? dv : dkw + kvCount
-                        for qb in stride(from: parity, to: blocks, by: parities) {
-                            let task = rowHead * blocks + qb
-                            let (b, kvh, q0, q1, lo) = block(task, blocks: blocks, s, segStart: segStart)
-                            let nq = q1 - q0, M = G * nq
-                            gather(qs, q, b: b, kvh: kvh, q0: q0, nq: nq, s)
-                            gather(dos, dOut, b: b, kvh: kvh, q0: q0, nq: nq, s)
-                            for g in 0..<G {
-                                for r in 0..<nq {
-                                    let o = out + (b * T + q0 + r) * H * E + (kvh * G + g) * E, gr = dos + (g * nq + r) * E
-                                    var d: Float = 0
-                                    for e in 0..<E { d += o[e] * gr[e] }
-                                    D[g * nq + r] = d
-                                }
-                            }
-                            // Keys in blocks of KB: P and dP of a block stay in cache; with the saved logsumexp the
-                            // blocks are independent (dQ accumulates over them).
-                            var k0 = lo
-                            while k0 < q1 {
-                                let nk = min(KB, q1 - k0)
-                                defer { k0 += nk }
-                                let kOff = (b * T + k0) * K * E + kvh * E
-                                scores(P, qs, m: M, x: k, transposed: kt, b: b, kvh: kvh, k0: k0, nk: nk, alpha: s.scale, s)
-                                scores(dP, dos, m: M, x: v, transposed: vt, b: b, kvh: kvh, k0: k0, nk: nk, alpha: 1, s)
-                                for r in 0..<nq {
-                                    let i = q0 + r
-                                    let first = max(firstKey(i, row: b, s, segmentStart: segStart), k0) - k0, last = min(i, k0 + nk - 1) - k0
-                                    for g in 0..<G {
-                                        let row = g * nq + r
-                                        if first > last {
-                                            (P + row * nk).update(repeating: 0, count: nk); (dP + row * nk).update(repeating: 0, count: nk)
-                                        } else {
-                                            sloth_softmax_grad_row(P + row * nk, dP + row * nk, Int32(nk), Int32(first), Int32(last),
-                                                                   lse[(b * H + kvh * G + g) * T + i], D[row])
-                                        }
+        let lay = layout(batch: s.batch, tokens: T, heads: H, kvHeads: K, headDim: E, backward: true, threads: Parallel.threads)
+        Workspace.shared.withFloats(lay.transposed + lay.extra + lay.workers * lay.perWorker) { ws in
+            let extra = ws + lay.transposed
+            dk.update(repeating: 0, count: kvCount)
+            dv.update(repeating: 0, count: kvCount)
+            extra.update(repeating: 0, count: (parities - 1) * 2 * kvCount)
+            let kt = transposedHeads(k, s, into: ws), vt = transposedHeads(v, s, into: ws + s.batch * K * E * transposedStride(T))
+            starts.withUnsafeBufferPointerOrNil { segStart in
+                BLAS.singleThreaded {
+                    Parallel.claiming(groups, flushingDenormals: true) { w, claim in
+                        let KB = min(keyBlock, T)
+                        let P = ws + lay.transposed + lay.extra + w * lay.perWorker
+                        let dP = P + G * Q * KB, qs = dP + G * Q * KB, dos = qs + G * Q * E, dqs = dos + G * Q * E, D = dqs + G * Q * E
+                        while let group = claim() {
+                            let parity = group % parities, rowHead = group / parities
+                            let dkw = parity == 0 ? dk : extra + (parity - 1) * 2 * kvCount, dvw = parity == 0 ? dv : dkw + kvCount
+                            for qb in stride(from: parity, to: blocks, by: parities) {
+                                let task = rowHead * blocks + qb
+                                let (b, kvh, q0, q1, lo) = block(task, blocks: blocks, s, segStart: segStart)
+                                let nq = q1 - q0, M = G * nq
+                                gather(qs, q, b: b, kvh: kvh, q0: q0, nq: nq, s)
+                                gather(dos, dOut, b: b, kvh: kvh, q0: q0, nq: nq, s)
+                                for g in 0..<G {
+                                    for r in 0..<nq {
+                                        let o = out + (b * T + q0 + r) * H * E + (kvh * G + g) * E, gr = dos + (g * nq + r) * E
+                                        var d: Float = 0
+                                        for e in 0..<E { d += o[e] * gr[e] }
+                                        D[g * nq + r] = d
                                     }
                                 }
-                                // dQ += scale * dS K ; dK += scale * dS^T Q ; dV += P^T dO (the group's heads summed by the products)
-                                product(c: dqs, ldc: E, a: dP, lda: nk, transA: false, b: k + kOff, ldb: K * E, m: M, n: E, k: nk, alpha: s.scale, accumulate: k0 > lo)
-                                product(c: dkw + kOff, ldc: K * E, a: dP, lda: nk, transA: true, b: qs, ldb: E, m: nk, n: E, k: M, alpha: s.scale, accumulate: true)
-                                product(c: dvw + kOff, ldc: K * E, a: P, lda: nk, transA: true, b: dos, ldb: E, m: nk, n: E, k: M, alpha: 1, accumulate: true)
+                                // Keys in blocks of KB: P and dP of a block stay in cache; with the saved logsumexp the
+                                // blocks are independent (dQ accumulates over them).
+                                var k0 = lo
+                                while k0 < q1 {
+                                    let nk = min(KB, q1 - k0)
+                                    defer { k0 += nk }
+                                    let kOff = (b * T + k0) * K * E + kvh * E
+                                    scores(P, qs, m: M, x: k, transposed: kt, b: b, kvh: kvh, k0: k0, nk: nk, alpha: s.scale, s)
+                                    scores(dP, dos, m: M, x: v, transposed: vt, b: b, kvh: kvh, k0: k0, nk: nk, alpha: 1, s)
+                                    for r in 0..<nq {
+                                        let i = q0 + r
+                                        let first = max(firstKey(i, row: b, s, segmentStart: segStart), k0) - k0, last = min(i, k0 + nk - 1) - k0
+                                        for g in 0..<G {
+                                            let row = g * nq + r
+                                            if first > last {
+                                                (P + row * nk).update(repeating: 0, count: nk); (dP + row * nk).update(repeating: 0, count: nk)
+                                            } else {
+                                                sloth_softmax_grad_row(P + row * nk, dP + row * nk, Int32(nk), Int32(first), Int32(last),
+                                                                       lse[(b * H + kvh * G + g) * T + i], D[row])
+                                            }
+                                        }
+                                    }
+                                    // dQ += scale * dS K ; dK += scale * dS^T Q ; dV += P^T dO (the group's heads summed by the products)
+                                    product(c: dqs, ldc: E, a: dP, lda: nk, transA: false, b: k + kOff, ldb: K * E, m: M, n: E, k: nk, alpha: s.scale, accumulate: k0 > lo)
+                                    product(c: dkw + kOff, ldc: K * E, a: dP, lda: nk, transA: true, b: qs, ldb: E, m: nk, n: E, k: M, alpha: s.scale, accumulate: true)
+                                    product(c: dvw + kOff, ldc: K * E, a: P, lda: nk, transA: true, b: dos, ldb: E, m: nk, n: E, k: M, alpha: 1, accumulate: true)
+                                }
+                                scatter(dq, dqs, b: b, kvh: kvh, q0: q0, nq: nq, s)
                             }
-                            scatter(dq, dqs, b: b, kvh: kvh, q0: q0, nq: nq, s)
                         }
                     }
                 }
             }
-        }
-        if parities > 1 {
-            Parallel.forRange(kvCount, minChunk: 1 << 14) { r in
-                for p in 1..<parities {
-                    let dkw = extra + (p - 1) * 2 * kvCount, dvw = dkw + kvCount
-                    for i in r { dk[i] += dkw[i]; dv[i] += dvw[i] }
+            if parities > 1 {
+                Parallel.forRange(kvCount, minChunk: 1 << 14) { r in
+                    for p in 1..<parities {
+                        let dkw = extra + (p - 1) * 2 * kvCount, dvw = dkw + kvCount
+                        for i in r { dk[i] += dkw[i]; dv[i] += dvw[i] }
+                    }
                 }
             }
         }
