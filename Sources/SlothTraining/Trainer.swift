@@ -228,8 +228,10 @@ public final class Trainer {
         engine.dropoutStep = saved.microSteps
     }
 
-    /// Trains until `maxSteps`, calling `onStep` after each step; it returns false to stop early.
+    /// Trains until `maxSteps`, calling `onStep` after each step; it returns false to stop early. The step's arena and
+    /// the kernels' workspace are freed when it returns (an export may follow in the same process).
     public func run(onStep: (StepMetrics) -> Bool = { _ in true }) throws {
+        defer { engine.releaseArena() }
         while step < params.maxSteps {
             let m = try trainStep()
             if !onStep(m) { break }
