@@ -91,20 +91,22 @@ public enum Attention {
         return l.transposed + l.extra + l.workers * l.perWorker
     }
 
-    /// How `workspaceFloats` is carved: `transposed` floats of transposed K (and V), then `extra` of per-class dK, dV,
-    /// then `workers` blocks of `perWorker` floats (each a multiple of 16, so every part starts 64-byte aligned).
+    /// How `workspaceFloats` is carved: `transposed` floats of transposed K (and in backward then V, each
+    /// `transposedEach` floats), then `extra` of per-class dK, dV, then `workers` blocks of `perWorker` floats (each
+    /// part a multiple of 16 floats, so that every part starts 64-byte aligned).
     static func layout(batch: Int, tokens: Int, heads: Int, kvHeads: Int, headDim: Int, backward: Bool, threads: Int)
-        -> (transposed: Int, extra: Int, workers: Int, perWorker: Int) {
+        -> (transposed: Int, transposedEach: Int, extra: Int, workers: Int, perWorker: Int) {
         let Q = blockSize, blocks = (tokens + Q - 1) / Q, M = heads / max(kvHeads, 1) * Q, KB = min(keyBlock, tokens)
         let kv = batch * tokens * kvHeads * headDim
-        let transposed = fastProducts ? (backward ? 2 : 1) * batch * kvHeads * headDim * transposedStride(tokens) : 0
+        // transposedStride is a multiple of 16, so each copy is too.
+        let each = fastProducts ? batch * kvHeads * headDim * transposedStride(tokens) : 0
         func aligned(_ n: Int) -> Int { (n + 15) / 16 * 16 }
         // As many scratch blocks as forward's tasks (backward's groups) have workers (`Parallel.claiming`).
         if !backward {
-            return (aligned(transposed), 0, Parallel.workers(for: batch * kvHeads * blocks, threads: threads), aligned(M * (KB + 2 * headDim + 2)))
+            return (each, each, 0, Parallel.workers(for: batch * kvHeads * blocks, threads: threads), aligned(M * (KB + 2 * headDim + 2)))
         }
         let parities = backwardParities(blocks: blocks)
-        return (aligned(transposed), aligned((parities - 1) * 2 * kv), Parallel.workers(for: batch * kvHeads * parities, threads: threads),
+        return (2 * each, each, aligned((parities - 1) * 2 * kv), Parallel.workers(for: batch * kvHeads * parities, threads: threads),
                 aligned(M * (2 * KB + 3 * headDim + 1)))
     }
 
@@ -294,7 +296,7 @@ public enum Attention {
             dk.update(repeating: 0, count: kvCount)
             dv.update(repeating: 0, count: kvCount)
             extra.update(repeating: 0, count: (parities - 1) * 2 * kvCount)
-            let kt = transposedHeads(k, s, into: ws), vt = transposedHeads(v, s, into: ws + s.batch * K * E * transposedStride(T))
+            let kt = transposedHeads(k, s, into: ws), vt = transposedHeads(v, s, into: ws + lay.transposedEach)
             // Groups are claimed largest first (longest processing time first), so that the last ones claimed, which
             // decide how long one worker waits for the other, are the smallest: at 2048 tokens a kv head's four classes
             // hold 120 to 144 tiles of 64 x 64 (query, key) pairs, and claimed in index order the largest came last. The bench

@@ -21,8 +21,14 @@ public enum CrossEntropy {
     /// Floats of workspace (`Workspace.shared`) `forwardBackward` takes for `rows` rows with a target: a chunk's x and
     /// dx (each rounded up to 16 floats) and its logits.
     public static func workspaceFloats(rows: Int, dim d: Int, vocab v: Int) -> Int {
+        let l = layout(rows: rows, dim: d, vocab: v)
+        return 2 * l.rowFloats + l.chunk * v
+    }
+
+    /// Rows per chunk for `rows` rows with a target, and the floats of a chunk's x (and of its dx) rounded up to 16.
+    static func layout(rows: Int, dim d: Int, vocab v: Int) -> (chunk: Int, rowFloats: Int) {
         let c = min(rowsPerChunk(vocab: v), max(rows, 1))
-        return 2 * ((c * d + 15) / 16 * 16) + c * v
+        return (c, (c * d + 15) / 16 * 16)
     }
 
     /// Returns the summed loss over valid rows (and each row's loss into `perToken` when given). Writes dHidden (N, D) = dLoss/dh * gradScale (rows with
@@ -36,9 +42,8 @@ public enum CrossEntropy {
         defer { Profile.stop(profiled, .crossEntropy, flops: Double(2 * n * d * v) * Double(1 + (dHidden == nil ? 0 : 1) + (dWeight == nil ? 0 : 1))) }
         let valid = (0..<n).filter { targets[$0] != -100 }
         if let dHidden { dHidden.update(repeating: 0, count: n * d) }
-        let C = min(rowsPerChunk(vocab: v), max(valid.count, 1))
         // x (C x D), dx (C x D), then the logits z (C x V), from the kernel workspace (the plan's "workspace" part).
-        let rowFloats = (C * d + 15) / 16 * 16
+        let (C, rowFloats) = layout(rows: valid.count, dim: d, vocab: v)
         return Workspace.shared.withFloats(workspaceFloats(rows: valid.count, dim: d, vocab: v)) { ws in
             let x = ws, dx = ws + rowFloats, z = dx + rowFloats
             var total: Double = 0
